@@ -1,0 +1,49 @@
+# botstream — the two commands: `make run` and `make test`.
+# Everything they need is installed here: a virtualenv (pinned by constraints.txt) and the Kafka jars
+# (resolved by Maven through deploy/kafka/pom.xml into .cache/, once).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BOTSTREAM := $(VENV)/bin/botstream
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test unit integration bench lint jars clean help
+
+help:
+	@echo "make run    start the local stack (embedded Kafka + pipeline) in the foreground"
+	@echo "make test   install what is needed and run the whole test suite"
+	@echo "make bench  run the benchmarks (bench/), printing ratios against baselines"
+	@echo "make lint   ruff + mypy"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+jars: $(STAMP)
+	@$(BOTSTREAM) kafka jars >/dev/null
+
+run: $(STAMP) jars
+	$(BOTSTREAM) up
+
+test: $(STAMP) jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP) jars
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: $(STAMP) jars
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy botstream
+
+clean:
+	rm -rf .botstream .pytest_cache .mypy_cache .ruff_cache

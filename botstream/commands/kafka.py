@@ -1,0 +1,66 @@
+"""`botstream kafka up|down|status|jars`: the embedded broker for local runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from botstream.cli import print_json, wait_for_stop
+from botstream.embedded_kafka import EmbeddedKafka, ensure_jars, kafka_for
+from botstream.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("kafka", help="run the embedded single-node Kafka (no Docker needed)")
+    s = p.add_subparsers(dest="action", required=True)
+    up = s.add_parser("up", help="start the broker and wait until it answers metadata requests")
+    up.add_argument("--port", type=int, help="PLAINTEXT port (default BOTSTREAM_KAFKA_PORT or 9092)")
+    up.add_argument("--free-port", action="store_true", help="pick free ports instead of failing on a taken one")
+    up.add_argument("--foreground", action="store_true", help="stay in the foreground; Ctrl-C stops the broker")
+    up.set_defaults(func=cmd_up)
+    s.add_parser("down", help="stop the broker started by `kafka up`").set_defaults(func=cmd_down)
+    s.add_parser("status", help="is it running, and where").set_defaults(func=cmd_status)
+    s.add_parser("jars", help="fetch the broker's jars through Maven (once)").set_defaults(func=cmd_jars)
+
+
+def _kafka(settings: Settings, args: argparse.Namespace, **kw: bool) -> EmbeddedKafka:
+    return EmbeddedKafka(settings.data_dir / "kafka", port=getattr(args, "port", None) or settings.kafka_port,
+                         heap=settings.kafka_heap, cache_dir=settings.cache_dir,
+                         pick_free_port=getattr(args, "free_port", False), **kw)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.kafka_bootstrap_servers:
+        print(f"KAFKA_BOOTSTRAP_SERVERS is set: using {settings.kafka_bootstrap_servers}, nothing started")
+        return 0
+    kafka = _kafka(settings, args, tie_to_parent=args.foreground)
+    bootstrap = kafka.start()
+    print(f"Kafka {kafka.version} ready at {bootstrap} (log: {kafka.log_files[0]})", flush=True)
+    if args.foreground:
+        try:
+            wait_for_stop()
+        finally:
+            kafka.stop()
+            print("Kafka stopped")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    kafka = _kafka(settings, args)
+    was = kafka.running()
+    kafka.stop()
+    print("Kafka stopped" if was else "Kafka was not running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.kafka_bootstrap_servers:
+        print_json(kafka_for(settings).status())
+        return 0
+    status = _kafka(settings, args).status()
+    print_json(status)
+    return 0 if status["running"] else 3
+
+
+def cmd_jars(args: argparse.Namespace, settings: Settings) -> int:
+    print(ensure_jars(settings.cache_dir))
+    return 0

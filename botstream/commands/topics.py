@@ -1,0 +1,51 @@
+"""`botstream topics apply|list`: the cluster made to match the catalog, and the difference shown."""
+
+from __future__ import annotations
+
+import argparse
+
+from botstream.admin import apply_catalog, list_catalog
+from botstream.exceptions import ConfigError
+from botstream.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("topics", help="the topic catalog: apply it, compare it with the cluster, tail a topic")
+    s = p.add_subparsers(dest="action", required=True)
+    a = s.add_parser("apply", help="create missing topics and update configs (idempotent)")
+    a.add_argument("--grow", action="store_true", help="grow topics that have fewer partitions than the catalog")
+    a.set_defaults(func=cmd_apply)
+    s.add_parser("list", help="catalog vs cluster").set_defaults(func=cmd_list)
+    try:
+        from botstream.commands.tail import add_tail_parser
+    except ImportError:  # the codec arrives with the contracts
+        return
+    add_tail_parser(s)
+
+
+def bootstrap_of(settings: Settings) -> str:
+    if settings.kafka_bootstrap_servers:
+        return settings.kafka_bootstrap_servers
+    from botstream.embedded_kafka import EmbeddedKafka
+
+    kafka = EmbeddedKafka(settings.data_dir / "kafka", port=settings.kafka_port, cache_dir=settings.cache_dir)
+    if not kafka.running():
+        raise ConfigError("no cluster: set KAFKA_BOOTSTRAP_SERVERS or start one with `botstream kafka up`")
+    return kafka.bootstrap_servers
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    report = apply_catalog(settings, bootstrap_of(settings), grow=args.grow)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    rows = list_catalog(settings, bootstrap_of(settings))
+    print(f"{'topic':40} {'catalog':>7} {'cluster':>7}  cleanup")
+    for r in rows:
+        cluster = "-" if r["cluster_partitions"] is None else r["cluster_partitions"]
+        flag = "" if r["cluster_partitions"] in (None, r["catalog_partitions"]) else "  (differs!)"
+        print(f"{r['topic']:40} {r['catalog_partitions']:>7} {cluster:>7}  {r['cleanup']}{flag}")
+    return 0

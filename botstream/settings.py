@@ -1,0 +1,118 @@
+"""One typed settings object, read from the environment in one place.
+
+Each setting is declared once, with its type, environment variable, default and meaning. Entry points
+call `Settings.from_env()` and pass the object down; nothing else reads `os.environ`.
+Secrets are `Secret` values, so `as_dict()` (what `botstream config show` prints) never shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from botstream.exceptions import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def setting(default: Any, doc: str, env: str | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "env": env})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka
+    kafka_bootstrap_servers: str | None = setting(
+        None, "An existing cluster to use; when unset the embedded broker is started.",
+        env="KAFKA_BOOTSTRAP_SERVERS")
+    schema_registry_url: str | None = setting(
+        None, "Confluent-compatible schema registry; when set records use its wire format.",
+        env="SCHEMA_REGISTRY_URL")
+    topic_prefix: str = setting("botstream", "Prefix of every topic name.")
+    partitions: int = setting(6, "Partitions of every chat-keyed topic (all equal: co-partitioning).")
+    replication_factor: int = setting(1, "Replication factor of the project's topics.")
+    min_insync_replicas: int = setting(1, "min.insync.replicas of the project's topics.")
+    # Files and folders
+    bots_file: Path | None = setting(None, "TOML file declaring the bots.")
+    data_dir: Path = setting(REPO_ROOT / ".botstream", "State (RocksDB tables, pids, logs) of local runs.")
+    cache_dir: Path = setting(REPO_ROOT / ".cache", "Downloads (the Kafka jars).")
+    # Embedded broker
+    kafka_port: int = setting(9092, "Port of the embedded broker.")
+    kafka_heap: str = setting("512m", "Max heap of the embedded broker.")
+    # Ingest
+    ingest_host: str = setting("127.0.0.1", "Address ingest listens on.")
+    ingest_port: int = setting(8080, "Port ingest listens on.")
+    ingest_workers: int = setting(1, "Ingest processes sharing the port.")
+    max_body_bytes: int = setting(1 << 20, "Largest webhook body accepted (WhatsApp: 3 MB regardless).")
+    ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
+    # Streams
+    streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
+    dedupe_window_s: int = setting(7 * 24 * 3600, "How long a platform update id is remembered.")
+    handler_timeout_s: float = setting(10.0, "Timeout of one handler call.")
+    chat_concurrency: int = setting(64, "Chats handled at once per worker.")
+    rocksdb_block_cache_bytes: int = setting(8 << 20, "RocksDB block cache per table partition DB.")
+    rocksdb_write_buffer_bytes: int = setting(4 << 20, "RocksDB write buffer per table partition DB.")
+    # Sinks
+    sinks_web_port: int = setting(6067, "Faust web port of a sinks worker.")
+    send_timeout_s: float = setting(5.0, "Timeout of one platform API call.")
+    retry_delays_s: str = setting("5,30,300", "Delays of the retry topics replies.retry.1..N.")
+    max_attempts: int = setting(5, "Delivery attempts before a reply goes to the DLQ.")
+    # Sandbox
+    sandbox_port: int = setting(8090, "Port of the platform sandbox.")
+    # Observability
+    log_level: str = setting("INFO", "Log level.")
+    log_format: str = setting("json", "json (structured lines) or text.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env") or f"BOTSTREAM_{f.name.upper()}"
+            if name in env and env[name] != "":
+                values[f.name] = _convert(env[name], hints[f.name], name)
+        values.update(overrides)
+        return cls(**values)
+
+    def env_names(self) -> dict[str, str]:
+        return {f.name: f.metadata.get("env") or f"BOTSTREAM_{f.name.upper()}" for f in dataclasses.fields(self)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.retry_delays_s.split(",") if x.strip())
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+
+def _convert(raw: str, typ: Any, env_name: str) -> Any:
+    base = typ
+    args = getattr(typ, "__args__", None)
+    if args:  # X | None
+        base = next(a for a in args if a is not type(None))
+    try:
+        if base is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if base is Path:
+            return Path(raw)
+        return base(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name}: cannot read {raw!r} as {getattr(base, '__name__', base)}") from None
+
+
+def _show(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return value

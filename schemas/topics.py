@@ -1,0 +1,98 @@
+"""The topic catalog: every topic botstream reads or writes, in one place.
+
+Names carry a configurable prefix (`BOTSTREAM_TOPIC_PREFIX`). Every chat-keyed topic has the same
+partition count so one chat lives on one partition number end to end and the Faust tables keyed by
+chat are co-partitioned with the topics (DESIGN.md §1). `botstream topics apply` makes the cluster
+match this catalog; the README's topic table is generated from it (a test keeps them in sync).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from botstream.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as the catalog declares it (name without the prefix)."""
+
+    suffix: str
+    key: str
+    value: str
+    cleanup: str
+    retention_ms: int | None  # None = broker default / forever for compacted topics
+    written_by: str
+    read_by: str
+    doc: str
+    chat_keyed: bool = True
+    partitions: int | None = None  # None = settings.partitions
+
+    def name(self, settings: Settings) -> str:
+        return settings.topic(self.suffix)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A catalog entry resolved against settings: what the cluster should hold."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+    spec: TopicSpec | None = None
+
+
+def specs(settings: Settings) -> list[TopicSpec]:
+    levels = len(settings.retry_delays)
+    out = [
+        TopicSpec("updates", "chat key", "Update", "delete", 7 * DAY_MS, "ingest", "streams",
+                  "Verified, normalized inbound webhooks; the pipeline's source of truth."),
+        TopicSpec("messages", "chat key", "ConversationEvent", "delete", 365 * DAY_MS, "streams",
+                  "analytics, replay", "Event-sourced conversation log; the conversations table is its fold."),
+        TopicSpec("replies", "chat key", "Reply", "delete", 7 * DAY_MS, "streams", "sinks",
+                  "Outbound bot actions, in chat order."),
+    ]
+    for level in range(1, levels + 1):
+        out.append(TopicSpec(f"replies.retry.{level}", "chat key", "Reply", "delete", 7 * DAY_MS, "sinks", "sinks",
+                             f"Retry level {level}: replies waiting {settings.retry_delays[level - 1]:g}s "
+                             "(attempt / not-before / error headers)."))
+    out += [
+        TopicSpec("replies.dlq", "chat key", "Reply", "delete", 30 * DAY_MS, "sinks", "operators (botstream dlq)",
+                  "Replies that failed permanently or ran out of attempts, with the reason."),
+        TopicSpec("deliveries", "chat key", "DeliveryResult", "delete", 365 * DAY_MS, "sinks", "analytics, streams",
+                  "Final outcome of every reply."),
+        TopicSpec("handoff", "chat key", "Update", "delete", 30 * DAY_MS, "streams", "human agents",
+                  "Updates of chats handed to people; the bot stays silent meanwhile."),
+        TopicSpec("quarantine", "none", "QuarantineRecord", "delete", 30 * DAY_MS, "any stage", "operators",
+                  "Records a stage could not decode: raw bytes and their origin.", chat_keyed=False, partitions=1),
+    ]
+    return out
+
+
+def catalog(settings: Settings) -> list[Topic]:
+    topics = []
+    for spec in specs(settings):
+        configs = {"cleanup.policy": spec.cleanup, "min.insync.replicas": str(settings.min_insync_replicas)}
+        if spec.retention_ms is not None:
+            configs["retention.ms"] = str(spec.retention_ms)
+        topics.append(Topic(spec.name(settings), spec.partitions or settings.partitions,
+                            settings.replication_factor, configs, spec))
+    return topics
+
+
+def retry_topic(settings: Settings, level: int) -> str:
+    return settings.topic(f"replies.retry.{level}")
+
+
+def markdown_table(settings: Settings) -> str:
+    """The README's topic table (default prefix and partitions)."""
+    rows = ["| topic | key | value (schema) | cleanup | retention | written by | read by | meaning |",
+            "|---|---|---|---|---|---|---|---|"]
+    for spec in specs(settings):
+        retention = f"{spec.retention_ms // DAY_MS} d" if spec.retention_ms else "forever"
+        rows.append(f"| `{spec.name(settings)}` | {spec.key} | `{spec.value}` | {spec.cleanup} | {retention} | "
+                    f"{spec.written_by} | {spec.read_by} | {spec.doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,25 @@
+"""docker-compose.yml must parse and stay in step with the embedded broker (no engine runs here)."""
+
+from __future__ import annotations
+
+import yaml
+
+from botstream.embedded_kafka import kafka_version
+from botstream.settings import REPO_ROOT
+
+
+def test_compose_parses_and_kafka_matches_the_launcher_major_version() -> None:
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    kafka = services["kafka"]
+    image, tag = kafka["image"].split(":")
+    assert image == "apache/kafka"
+    assert tag.split(".")[0] == kafka_version().split(".")[0]
+    assert "healthcheck" in kafka and kafka["restart"]
+    assert "9092:9092" in kafka["ports"]
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == 0
+    for name, svc in services.items():
+        assert "healthcheck" in svc, f"{name} has no health check"
+        assert "restart" in svc, f"{name} has no restart policy"
