@@ -23,6 +23,7 @@ COMMANDS = {
     "topics": "botstream.commands.topics",
     "config": "botstream.commands.config",
     "up": "botstream.commands.up",
+    "streams": "botstream.commands.streams",
 }
 
 

@@ -1,0 +1,57 @@
+"""`botstream streams`, `botstream replay`, `botstream handoff`: the streams stage's commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from botstream.cli import print_json
+from botstream.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("streams", help="run a streams worker (dedupe, conversation state, handlers)")
+    p.add_argument("--web-port", type=int, help="Faust web port (default BOTSTREAM_STREAMS_WEB_PORT)")
+    p.add_argument("--data-dir", type=Path, help="RocksDB and worker state (default BOTSTREAM_DATA_DIR)")
+    p.set_defaults(func=cmd_streams)
+    r = sub.add_parser("replay", help="rebuild the conversations table from the messages topic")
+    r.add_argument("--from", dest="start", default="beginning",
+                   help="'beginning', an offset (e.g. 1200, per partition) or a time (ISO 8601 or unix ms)")
+    r.add_argument("--dry-run", action="store_true", help="fold and print counts; write nothing")
+    r.set_defaults(func=cmd_replay)
+    h = sub.add_parser("handoff", help="human handoff")
+    hs = h.add_subparsers(dest="action", required=True)
+    rel = hs.add_parser("release", help="give a chat back to the bot")
+    rel.add_argument("chat_key", help="{platform}:{bot_id}:{chat_id}")
+    rel.add_argument("--by", default=None, help="who released it (recorded on the event)")
+    rel.set_defaults(func=cmd_release)
+
+
+def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_streams_worker
+
+    changes = {}
+    if args.web_port:
+        changes["streams_web_port"] = args.web_port
+    if args.data_dir:
+        changes["data_dir"] = args.data_dir
+    return run_streams_worker(dataclasses.replace(settings, **changes))
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from botstream.commands.topics import bootstrap_of
+    from streams.replay import replay
+
+    report = replay(settings, bootstrap_of(settings), args.start, write=not args.dry_run)
+    print_json(report)
+    return 0
+
+
+def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
+    from botstream.commands.topics import bootstrap_of
+    from streams.replay import release_handoff
+
+    release_handoff(settings, bootstrap_of(settings), args.chat_key, by=args.by)
+    print(f"released {args.chat_key}")
+    return 0

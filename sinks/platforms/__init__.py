@@ -1,0 +1,48 @@
+"""Per-platform request building and response classification, behind one lookup.
+
+    adapter = adapter_for(bot.platform)
+    request = adapter.build_request(bot, reply)        # may raise InvalidReply / UnsupportedReply
+    outcome = adapter.classify(InboundResponse(status, headers, body))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from botstream.bots import BotConfig
+from sinks.outcomes import Outcome
+from sinks.platforms import discord, generic, slack, telegram, whatsapp
+from sinks.platforms.base import InboundResponse, OutboundRequest
+
+
+@dataclass(frozen=True)
+class PlatformAdapter:
+    name: str
+    build_request: Callable[[BotConfig, Mapping[str, Any]], OutboundRequest]
+    classify: Callable[[InboundResponse], Outcome]
+    text_limit: int
+
+
+def _adapter(name: str, module: ModuleType) -> PlatformAdapter:
+    return PlatformAdapter(name, module.build_request, module.classify, module.TEXT_LIMIT)
+
+
+ADAPTERS: dict[str, PlatformAdapter] = {
+    name: _adapter(name, module)
+    for name, module in (("telegram", telegram), ("slack", slack), ("discord", discord),
+                         ("whatsapp", whatsapp), ("generic", generic))
+}
+TEXT_LIMITS: dict[str, int] = {name: adapter.text_limit for name, adapter in ADAPTERS.items()}
+
+
+def adapter_for(platform: str) -> PlatformAdapter:
+    try:
+        return ADAPTERS[platform]
+    except KeyError:
+        raise ValueError(f"no sink for platform {platform!r} (one of {', '.join(ADAPTERS)})") from None
+
+
+__all__ = ["ADAPTERS", "TEXT_LIMITS", "InboundResponse", "OutboundRequest", "PlatformAdapter", "adapter_for"]

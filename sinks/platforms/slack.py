@@ -1,0 +1,100 @@
+"""Slack Web API: chat.postMessage / chat.update, and what its answers mean.
+
+Slack reports most failures as HTTP 200 with `{"ok": false, "error": "<code>"}`, so the status alone
+says little; rate limits come as 429 with a `Retry-After` header. Slack has no typing indicator for
+bots over the Web API, so typing replies are `UnsupportedReply` (the shell records them as skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botstream.bots import BotConfig
+from sinks.errors import UnsupportedReply
+from sinks.outcomes import Delivered, Outcome, Permanent, Retryable, Wait
+from sinks.platforms.base import (
+    InboundResponse,
+    OutboundRequest,
+    check_platform,
+    common_headers,
+    credential,
+    option_flag,
+    options,
+    parse_retry_after,
+    parsed_markup,
+    required,
+    split_chat_id,
+)
+
+TEXT_LIMIT = 40_000
+DEFAULT_RETRY_AFTER_S = 1.0
+# Slack error codes worth another try; every other `ok:false` error is about the request itself.
+RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
+                              "team_added_to_org"})
+BOOLEAN_OPTIONS = ("mrkdwn", "unfurl_links", "unfurl_media", "reply_broadcast")
+
+
+def build_request(bot: BotConfig, reply: Mapping[str, Any]) -> OutboundRequest:
+    """chat.postMessage (chat.update for edits) to the channel part of "{team_id}/{channel}".
+
+    `reply_to` is not used: Slack has no quote-reply, and threading every answer would be a
+    behaviour change; the handler asks for a thread with `thread_id` (thread_ts).
+    """
+    check_platform(bot, reply, "slack")
+    kind = reply.get("kind", "text")
+    if kind == "typing":
+        raise UnsupportedReply("Slack's Web API has no typing indicator for bots")
+    token = credential(bot, "bot_token")
+    _team, channel = split_chat_id(reply, '"{team_id}/{channel}"')
+    body: dict[str, Any] = {"channel": channel}
+    if kind == "edit":
+        method = "chat.update"
+        body["ts"] = required(reply, "target_message_id", "for an edit")
+    else:
+        method = "chat.postMessage"
+        if reply.get("thread_id"):
+            body["thread_ts"] = reply["thread_id"]
+    markup = parsed_markup(reply)
+    text = reply.get("text")
+    if markup is None:
+        body["text"] = required(reply, "text", "for a message without blocks")
+    else:
+        if text:
+            body["text"] = text  # the notification and accessibility fallback of the blocks
+        if isinstance(markup, list):
+            body["blocks"] = markup
+        elif isinstance(markup, dict):
+            body.update(markup)  # e.g. {"blocks": [...], "attachments": [...]}
+    opts = options(reply)
+    for flag in BOOLEAN_OPTIONS:
+        if flag in opts:
+            body[flag] = option_flag(opts[flag])
+    headers = common_headers(reply)
+    headers["Content-Type"] = "application/json; charset=utf-8"  # Slack warns when charset is missing
+    headers["Authorization"] = f"Bearer {token}"
+    return OutboundRequest("POST", f"{bot.api_base_url}/api/{method}", headers, body, redact=(token,))
+
+
+def classify(response: InboundResponse) -> Outcome:
+    """Slack's answer as an outcome.
+
+    chat.postMessage is limited per channel (~1/s), so a 429 is "chat" scope; the workspace-wide cap
+    is kept by the limiter's per-workspace bucket rather than learned from 429s.
+    """
+    body = response.json_object()
+    error = str(body.get("error") or "")
+    if response.status == 429 or error == "ratelimited":
+        return Wait(parse_retry_after(response.headers.get("retry-after"), DEFAULT_RETRY_AFTER_S), "chat")
+    if response.status >= 500:
+        return Retryable(error or f"HTTP {response.status}", response.status)
+    if response.status == 200 and body.get("ok") is True:
+        ts = body.get("ts")
+        return Delivered(str(ts) if ts is not None else None)
+    if error in RETRYABLE_ERRORS:
+        return Retryable(error, response.status)
+    if not error:
+        if response.status == 200:  # not Slack's JSON: a proxy spoke; the post may have happened
+            return Retryable("HTTP 200 without a Slack answer", 200, ambiguous=True)
+        return Permanent(f"HTTP {response.status}", response.status, None)
+    return Permanent(error, response.status, error)

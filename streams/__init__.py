@@ -1,0 +1,1 @@
+"""Streams: the Faust worker that turns `updates` into replies — deduped, stateful, in chat order."""

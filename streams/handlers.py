@@ -1,0 +1,210 @@
+"""The handler API bot authors write against.
+
+```python
+from streams.handlers import Bot
+
+bot = Bot()
+
+@bot.command("start")
+async def start(ctx):
+    ctx.reply("Hello!")
+
+@bot.text(r"(?i)\\bprice\\b")
+async def price(ctx):
+    ctx.reply("It's free.")
+
+@bot.on("callback")
+async def pressed(ctx): ...
+
+@bot.default
+async def fallback(ctx):
+    ctx.reply(f"echo: {ctx.text}")
+
+@bot.every(seconds=3600)            # or @bot.cron("0 9 * * *"); runs on one worker only
+async def digest(job): ...
+```
+
+A handler receives a `Context` and acts through it: `reply()`, `state` (the bot's own dict for this
+chat, saved when the handler returns), `handoff()`. Dispatch is pure: `Bot.route(update)` picks the
+handler; the worker runs it with a timeout and turns what it did into records.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botstream.bots import BotConfig
+
+Handler = Callable[["Context"], Awaitable[None]]
+JobFn = Callable[["JobContext"], Awaitable[None]]
+UPDATE_KINDS = ("message", "command", "callback", "edit", "reaction", "member", "interaction", "status", "other")
+
+
+@dataclass
+class PlannedReply:
+    text: str | None
+    kind: str = "text"
+    markup: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    reply_to: str | None = None
+    target_message_id: str | None = None
+
+
+@dataclass
+class Context:
+    """What a handler sees of one update, and what it asks for."""
+
+    update: dict[str, Any]
+    chat_key: str
+    bot: BotConfig | None
+    state: dict[str, Any]
+    conversation: dict[str, Any]
+    integrations: dict[str, Any] = field(default_factory=dict)
+    replies: list[PlannedReply] = field(default_factory=list)
+    handoff_reason: str | None = None
+    handoff_requested: bool = False
+
+    @property
+    def text(self) -> str | None:
+        return self.update.get("text")
+
+    @property
+    def user_id(self) -> str | None:
+        return self.update.get("user_id")
+
+    @property
+    def chat_id(self) -> str:
+        return str(self.update["chat_id"])
+
+    @property
+    def locale(self) -> str | None:
+        return self.update.get("locale") or self.conversation.get("locale")
+
+    @property
+    def args(self) -> list[str]:
+        """Words after a command: "/start ref42" -> ["ref42"]."""
+        text = self.text or ""
+        return text.split()[1:] if text.startswith("/") else []
+
+    def reply(self, text: str, *, markup: str | None = None, quote: bool = False, **options: str) -> None:
+        self.replies.append(PlannedReply(text=text, markup=markup, options=dict(options),
+                                         reply_to=self.update.get("reply_to") if quote else None))
+
+    def typing(self) -> None:
+        self.replies.append(PlannedReply(text=None, kind="typing"))
+
+    def edit(self, message_id: str, text: str) -> None:
+        self.replies.append(PlannedReply(text=text, kind="edit", target_message_id=message_id))
+
+    def handoff(self, reason: str | None = None) -> None:
+        """Hand this chat to people: later updates go to the handoff topic until released."""
+        self.handoff_requested = True
+        self.handoff_reason = reason
+
+
+@dataclass
+class JobContext:
+    """What a scheduled job sees: the bot's config and a way to reach chats it knows of."""
+
+    bot: BotConfig | None
+    chats: Callable[[], list[str]]
+    sends: list[tuple[str, str]] = field(default_factory=list)
+
+    def send(self, chat_key: str, text: str) -> None:
+        self.sends.append((chat_key, text))
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    fn: JobFn
+    seconds: float | None = None
+    cron: str | None = None
+
+
+def command_name(text: str | None) -> str | None:
+    """"/start@MyBot arg" -> "start"."""
+    if not text or not text.startswith("/"):
+        return None
+    head = text[1:].split(maxsplit=1)[0] if len(text) > 1 else ""
+    return head.split("@", 1)[0].lower() or None
+
+
+class Bot:
+    """A bot's handlers. Routing order: command, kind, text pattern (in declaration order), default."""
+
+    def __init__(self, fallback_text: str | None = None) -> None:
+        self.commands: dict[str, Handler] = {}
+        self.patterns: list[tuple[re.Pattern[str], Handler]] = []
+        self.kinds: dict[str, Handler] = {}
+        self.default_handler: Handler | None = None
+        self.jobs: list[Job] = []
+        self.fallback_text = fallback_text
+
+    def command(self, *names: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            for name in names:
+                self.commands[name.lstrip("/").lower()] = fn
+            return fn
+        return register
+
+    def text(self, pattern: str) -> Callable[[Handler], Handler]:
+        compiled = re.compile(pattern)
+
+        def register(fn: Handler) -> Handler:
+            self.patterns.append((compiled, fn))
+            return fn
+        return register
+
+    def on(self, kind: str) -> Callable[[Handler], Handler]:
+        if kind not in UPDATE_KINDS:
+            raise ValueError(f"unknown update kind {kind!r} (one of {', '.join(UPDATE_KINDS)})")
+
+        def register(fn: Handler) -> Handler:
+            self.kinds[kind] = fn
+            return fn
+        return register
+
+    def default(self, fn: Handler) -> Handler:
+        self.default_handler = fn
+        return fn
+
+    def every(self, *, seconds: float) -> Callable[[JobFn], JobFn]:
+        def register(fn: JobFn) -> JobFn:
+            self.jobs.append(Job(fn.__name__, fn, seconds=seconds))
+            return fn
+        return register
+
+    def cron(self, spec: str) -> Callable[[JobFn], JobFn]:
+        def register(fn: JobFn) -> JobFn:
+            self.jobs.append(Job(fn.__name__, fn, cron=spec))
+            return fn
+        return register
+
+    def route(self, update: dict[str, Any]) -> Handler | None:
+        kind = update.get("kind")
+        if kind == "command" or (kind == "message" and (update.get("text") or "").startswith("/")):
+            name = command_name(update.get("text"))
+            if name and name in self.commands:
+                return self.commands[name]
+        if kind in self.kinds:
+            return self.kinds[kind]
+        text = update.get("text")
+        if text is not None and kind in ("message", "command", "edit"):
+            for pattern, fn in self.patterns:
+                if pattern.search(text):
+                    return fn
+        return self.default_handler
+
+
+def load_bot(import_path: str) -> Bot:
+    """Import a handler module and return its `bot` (a `Bot`)."""
+    module = importlib.import_module(import_path)
+    bot = getattr(module, "bot", None)
+    if not isinstance(bot, Bot):
+        raise TypeError(f"{import_path} has no module-level `bot = Bot()`")
+    return bot

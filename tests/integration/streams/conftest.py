@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from botstream.admin import apply_catalog
+from botstream.embedded_kafka import free_port
+from botstream.settings import Settings
+from tests.pipeline import TopicReader, write_bots_file
+from tests.processes import Child, ProcessGroup
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    bootstrap: str
+    bots_file: Path
+    processes: ProcessGroup
+    tmp: Path
+    readers: list[TopicReader] = field(default_factory=list)
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        s = self.settings
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "BOTSTREAM_TOPIC_PREFIX": s.topic_prefix,
+                "BOTSTREAM_PARTITIONS": str(s.partitions), "BOTSTREAM_BOTS_FILE": str(self.bots_file),
+                "BOTSTREAM_DATA_DIR": str(self.tmp / f"data-{name}"), "BOTSTREAM_LOG_LEVEL": "INFO",
+                "BOTSTREAM_STREAMS_WEB_PORT": str(free_port()), **extra}
+
+    def start_streams(self, name: str = "streams", **extra: str) -> Child:
+        return self.processes.start(name, ["-m", "botstream.cli", "streams"], env=self.env(name, **extra))
+
+    def reader(self, topic: str, record: str | None) -> TopicReader:
+        r = TopicReader(self.bootstrap, self.settings.topic(topic), record)
+        self.readers.append(r)
+        return r
+
+
+@pytest.fixture
+def pipeline(test_settings: Settings, kafka_bootstrap: str, tmp_path: Path, processes: ProcessGroup):  # type: ignore[no-untyped-def]
+    report = apply_catalog(test_settings, kafka_bootstrap)
+    assert report.ok, report.errors
+    p = Pipeline(test_settings, kafka_bootstrap, write_bots_file(tmp_path / "bots.toml"), processes, tmp_path)
+    yield p
+    for r in p.readers:
+        r.close()
