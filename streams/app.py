@@ -23,50 +23,20 @@ from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botstream.bots import BotRegistry
+from botstream.faust_app import faust_app, rocksdb_options
+from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from streams import metrics
 from streams.handlers import Bot, JobContext, PlannedReply, load_bot
 from streams.processor import UpdateProcessor, chat_key_of, load_handlers, stable_id
-from streams.scheduler import ChatScheduler
 
 log = logging.getLogger(__name__)
 
 CONTROL = "botstream_control"  # platform_meta key of control updates (handoff release, job sends)
 RECORD_OF = {"messages": "conversation_event", "replies": "reply", "handoff": "update"}
 SWEEP_EVERY_S = 30.0
-
-
-def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str) -> faust.App:
-    bootstrap = settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.kafka_port}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
-        app_id,
-        broker=",".join(f"kafka://{b}" for b in bootstrap.split(",")),
-        store="rocksdb://",
-        datadir=str(settings.data_dir / datadir_name),
-        web_host="127.0.0.1",
-        web_port=web_port,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        topic_allow_declare=True,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        table_cleanup_interval=3600.0,
-        stream_wait_empty=True,
-        web_enabled=True,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-
-def rocksdb_options(settings: Settings) -> dict[str, Any]:
-    # faust's default block cache is 2 GiB per partition DB; many partitions on a small machine need
-    # it small (DESIGN.md §5).
-    return {"driver": "rocksdict", "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes, "max_write_buffer_number": 2}
 
 
 class StreamsWorker:

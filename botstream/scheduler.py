@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from streams.ordering import OffsetTracker
+from botstream.ordering import OffsetTracker
 
 log = logging.getLogger(__name__)
 E = TypeVar("E")
@@ -83,7 +83,7 @@ class ChatScheduler(Generic[E]):
         if self._tracker.in_flight == 0:
             self._idle.set()
 
-    async def drain(self, timeout: float | None = None) -> bool:
+    async def drain(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every submitted event is done (used at shutdown and rebalance)."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)

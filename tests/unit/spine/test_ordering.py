@@ -6,8 +6,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ordering import OffsetTracker
-from streams.scheduler import ChatScheduler
+from botstream.ordering import OffsetTracker
+from botstream.scheduler import ChatScheduler
 
 
 def test_acks_only_the_completed_prefix() -> None:

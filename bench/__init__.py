@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<area>.<module>`; each prints its figures next to a baseline."""

@@ -1,0 +1,1 @@
+"""Codec benchmark: `python -m bench.codec.bench_codec`."""
