@@ -1,0 +1,1 @@
+"""Throughput ceiling of the platform sandbox against a bare ASGI app on the same server stack."""

@@ -1,0 +1,35 @@
+"""The platform sandbox: a real local HTTP server that behaves like the Telegram, Slack, Discord
+and WhatsApp send APIs — their success and error shapes, their rate limits and failure signals,
+plus injected faults — and records what it accepted so tests can check delivery and order.
+
+Layout: `limits`, `faults`, `platforms/*`, `ledger` and `engine` are sans-IO (clock passed in);
+`asgi` is the thin ASGI shell; `server` runs it on uvicorn; `control` is the `/_sandbox/` API.
+"""
+
+from sandbox.asgi import SandboxApp
+from sandbox.cli import main
+from sandbox.client import SandboxClient
+from sandbox.clock import ManualClock
+from sandbox.config import ConfigError, FaultConfig, LatencySpec, LimitsConfig, SandboxConfig
+from sandbox.engine import SEQ_HEADER, SandboxEngine
+from sandbox.identity import bot_identity
+from sandbox.server import SandboxServer, build_app, run_sandbox_in_thread, serve
+
+__all__ = [
+    "SEQ_HEADER",
+    "ConfigError",
+    "FaultConfig",
+    "LatencySpec",
+    "LimitsConfig",
+    "ManualClock",
+    "SandboxApp",
+    "SandboxClient",
+    "SandboxConfig",
+    "SandboxEngine",
+    "SandboxServer",
+    "bot_identity",
+    "build_app",
+    "main",
+    "run_sandbox_in_thread",
+    "serve",
+]

@@ -1,0 +1,60 @@
+"""A small synchronous client for the control API, so tests of other stages read deliveries and
+stats without repeating URLs and JSON plumbing."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+__all__ = ["SandboxClient"]
+
+
+class SandboxClient:
+    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sandbox", timeout=timeout)
+
+    def healthz(self) -> bool:
+        return self._http.get("/healthz").json().get("ok") is True
+
+    def deliveries(
+        self, platform: str | None = None, bot: str | None = None, chat: str | int | None = None
+    ) -> list[dict[str, Any]]:
+        """Accepted messages in arrival order; each has platform, bot, chat, method, text,
+        message_id, seq, arrival_ms, index."""
+        query = {
+            k: str(v) for k, v in (("platform", platform), ("bot", bot), ("chat", chat)) if v is not None
+        }
+        return list(self._get("/deliveries", query)["deliveries"])
+
+    def stats(self) -> dict[str, Any]:
+        return self._get("/stats")
+
+    def reset(self) -> None:
+        self._http.post("/reset").raise_for_status()
+
+    def config(self) -> dict[str, Any]:
+        return self._get("/config")
+
+    def patch_config(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch; raises `httpx.HTTPStatusError` (400) for an invalid config."""
+        resp = self._http.put("/config", json=patch)
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        resp = self._http.get(path, params=params)
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SandboxClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

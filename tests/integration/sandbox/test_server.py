@@ -1,0 +1,90 @@
+"""Entry points: the thread helper, `python -m sandbox`, and the reset fallback on a plain uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from sandbox import SandboxConfig, build_app, main, run_sandbox_in_thread
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_sandbox_in_thread() -> None:
+    base_url, stop = run_sandbox_in_thread(SandboxConfig())
+    try:
+        assert httpx.get(f"{base_url}/_sandbox/healthz").json() == {"ok": True}
+    finally:
+        stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base_url}/_sandbox/healthz")
+
+
+def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.toml"
+    config.write_text('[faults]\nforbidden_chats = ["42"]\n')
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", str(port), "--config", str(config), "--no-limits"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"{base}/_sandbox/healthz")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not come up"
+                time.sleep(0.05)
+        cfg = httpx.get(f"{base}/_sandbox/config").json()
+        assert cfg["faults"]["forbidden_chats"] == ["42"] and cfg["limits"]["telegram"]["enabled"] is False
+        assert httpx.post(f"{base}/bot1:x/sendMessage", json={"chat_id": 42, "text": "x"}).status_code == 403
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_main_rejects_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"faults": {"nope": 1}}')
+    assert main(["--config", str(bad)]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_reset_fallback_under_a_server_without_our_protocol() -> None:
+    """Another ASGI server cannot give us the transport; the client must still see a broken
+    connection, never a well-formed answer."""
+    app = build_app(SandboxConfig().merged({"faults": {"reset_ratio": 1.0}}))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, http="httptools", lifespan="off", log_level="critical"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.post(f"http://127.0.0.1:{port}/bot1:x/sendMessage", json={"chat_id": 1, "text": "x"})
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,131 @@
+"""Generic (GitHub-style) webhooks: X-Hub-Signature-256 and the documented body contract."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+
+from botstream.bots import BotConfig
+from botstream.secret import Secret
+from ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from ingest.platforms import ADAPTERS
+from ingest.platforms.base import Accepted, Outcome, WebhookRequest
+from ingest.platforms.generic import verify_generic_signature
+from ingest.platforms.hub_signature import hub_signature
+
+ADAPTER = ADAPTERS["generic"]
+BOT = BotConfig(id="hooks", platform="generic", api_base_url="", credentials={"secret": Secret("s3cret-A")})
+OTHER_BOT = BotConfig(id="other", platform="generic", api_base_url="", credentials={"secret": Secret("s3cret-B")})
+GITHUB_VECTOR = ("It's a Secret to Everybody", b"Hello, World!",
+                 "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post(payload: Any, *, secret: str = "s3cret-A", headers: dict[str, str] | None = None,
+         content_type: str = "application/json", signature: str | None = None) -> WebhookRequest:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    all_headers = {"content-type": content_type,
+                   "x-hub-signature-256": signature if signature is not None else sign(secret, body), **(headers or {})}
+    return WebhookRequest(method="POST", path="/webhooks/generic/hooks", headers=all_headers, query={}, body=body)
+
+
+def handle(request: WebhookRequest, bot_config: BotConfig = BOT) -> Outcome:
+    return ADAPTER.handle(bot_config, request, now=0.0, received_at_ms=42, correlation_id="c-5")
+
+
+def only_update(request: WebhookRequest) -> dict[str, Any]:
+    outcome = handle(request)
+    assert isinstance(outcome, Accepted) and (outcome.status, outcome.body) == (200, b"")
+    assert len(outcome.updates) == 1
+    return outcome.updates[0]
+
+
+def test_github_test_vector() -> None:
+    secret, body, expected = GITHUB_VECTOR
+    assert hub_signature(secret, body) == expected
+    verify_generic_signature(secret, body, expected)
+    with pytest.raises(Unauthorized):
+        verify_generic_signature(secret, body + b" ", expected)
+
+
+def test_minimal_event_becomes_the_exact_update() -> None:
+    request = post({"chat_id": 12345, "text": "ping", "user_id": 7},
+                   headers={"x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"})
+    assert only_update(request) == {
+        "platform": "generic", "bot_id": "hooks", "chat_id": "12345", "chat_type": "unknown", "user_id": "7",
+        "update_id": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "kind": "message", "text": "ping",
+        "attachments": [], "reply_to": None, "thread_id": None, "locale": None, "platform_ts_ms": None,
+        "received_at_ms": 42, "correlation_id": "c-5", "from_bot": False, "platform_meta": {},
+        "traceparent": None, "raw": request.body,
+    }
+
+
+def test_optional_fields_of_the_contract() -> None:
+    update = only_update(post({"id": 99, "chat_id": "room-1", "kind": "command", "chat_type": "group",
+                               "thread_id": 5, "reply_to": "m-4", "locale": "fr", "ts_ms": 1_700_000_000_000,
+                               "from_bot": True, "text": "/go"}))
+    assert (update["update_id"], update["kind"], update["chat_type"]) == ("99", "command", "group")
+    assert (update["thread_id"], update["reply_to"], update["locale"]) == ("5", "m-4", "fr")
+    assert (update["platform_ts_ms"], update["from_bot"]) == (1_700_000_000_000, True)
+
+
+def test_unknown_kind_and_chat_type_fall_back() -> None:
+    update = only_update(post({"id": "a", "chat_id": "c", "kind": "explode", "chat_type": "cosmic",
+                               "ts_ms": 10 ** 30}))
+    assert (update["kind"], update["chat_type"], update["platform_ts_ms"]) == ("message", "unknown", None)
+
+
+@pytest.mark.parametrize(("headers", "body_id", "expected"), [
+    ({"x-github-delivery": "gh", "x-request-id": "rq"}, "b", "gh"),
+    ({"x-request-id": "rq"}, "b", "rq"),
+    ({}, "b", "b"),
+])
+def test_dedupe_id_precedence(headers: dict[str, str], body_id: str, expected: str) -> None:
+    assert only_update(post({"id": body_id, "chat_id": "c"}, headers=headers))["update_id"] == expected
+
+
+def test_no_dedupe_id_or_no_chat_id_is_400() -> None:
+    with pytest.raises(BadRequest) as caught:
+        handle(post({"chat_id": "c"}))
+    assert caught.value.reason == "missing_update_id"
+    for body in ({"id": "a"}, {"id": "a", "chat_id": True}, {"id": "a", "chat_id": ""}):
+        with pytest.raises(BadRequest) as caught:
+            handle(post(body))
+        assert caught.value.reason == "missing_chat_id"
+    with pytest.raises(BadRequest) as caught:
+        handle(post({"id": "a", "chat_id": "a:b"}))
+    assert caught.value.reason == "invalid_chat_id"
+
+
+def test_github_ping_is_accepted_empty() -> None:
+    outcome = handle(post({"zen": "Keep it simple.", "hook_id": 1}, headers={"x-github-event": "ping"}))
+    assert isinstance(outcome, Accepted) and outcome.updates == []
+
+
+@pytest.mark.parametrize(("signature", "reason"), [
+    ("", "signature_missing"), ("sha256=nothex", "signature_mismatch"), ("md5=00", "signature_malformed"),
+])
+def test_bad_signatures_are_401(signature: str, reason: str) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        handle(post({"id": "a", "chat_id": "c"}, signature=signature))
+    assert caught.value.reason == reason
+
+
+def test_signed_for_bot_a_checked_as_bot_b_is_401() -> None:
+    with pytest.raises(Unauthorized):
+        handle(post({"id": "a", "chat_id": "c"}), OTHER_BOT)
+
+
+def test_malformed_json_and_content_type() -> None:
+    with pytest.raises(BadRequest) as caught:
+        handle(post(b"NaN"))
+    assert caught.value.reason == "malformed_json"
+    with pytest.raises(UnsupportedMediaType):
+        handle(post({"id": "a", "chat_id": "c"}, content_type="application/jsonp"))
