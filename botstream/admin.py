@@ -55,6 +55,7 @@ def apply_topics(admin: AdminClient, topics: list[Topic], *, grow: bool = False,
     report = ApplyReport()
     existing = admin.list_topics(timeout=timeout).topics
     missing = [t for t in topics if t.name not in existing]
+    raced: set[str] = set()
     if missing:
         futures = admin.create_topics(
             [NewTopic(t.name, num_partitions=t.partitions, replication_factor=t.replication_factor, config=t.configs)
@@ -64,11 +65,13 @@ def apply_topics(admin: AdminClient, topics: list[Topic], *, grow: bool = False,
                 fut.result()
                 report.created.append(name)
             except KafkaException as exc:
-                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":  # raced with another apply
-                    report.unchanged.append(name)
+                if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":  # created meanwhile: reconcile it below
+                    raced.add(name)
                 else:
                     report.errors.append(f"{name}: {exc.args[0].str()}")
-    present = [t for t in topics if t.name in existing]
+    if raced:  # metadata lagged behind a creation: look again
+        existing = admin.list_topics(timeout=timeout).topics
+    present = [t for t in topics if t.name in existing and t.name not in report.created]
     if present:
         _reconcile(admin, present, existing, report, grow, timeout)
     return report

@@ -24,6 +24,8 @@ COMMANDS = {
     "config": "botstream.commands.config",
     "up": "botstream.commands.up",
     "streams": "botstream.commands.streams",
+    "sandbox": "botstream.commands.sandbox",
+    "ingest": "botstream.commands.ingest",
 }
 
 

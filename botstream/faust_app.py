@@ -24,7 +24,7 @@ def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str)
         topic_allow_declare=True,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
+        broker_commit_interval=0.5,  # bounds what a crash makes us redo (ids are deterministic anyway)
         table_cleanup_interval=3600.0,
         stream_wait_empty=True,
         web_enabled=True,

@@ -23,6 +23,7 @@ from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botstream.bots import BotRegistry
+from botstream.codec import codec_for
 from botstream.faust_app import faust_app, rocksdb_options
 from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
@@ -44,7 +45,7 @@ class StreamsWorker:
                  handlers: dict[str, Bot] | None = None) -> None:
         self.settings = settings
         self.bots = bots
-        self.codec = codec or Codec()
+        self.codec = codec or codec_for(settings)
         self.app = app = faust_app(settings, f"{settings.topic_prefix}-streams", settings.streams_web_port, "streams")
         topic = settings.topic
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -55,13 +56,13 @@ class StreamsWorker:
         window_ms = int(settings.dedupe_window_s * 1000)
         dedupe_cfg = {"cleanup.policy": "compact,delete", "retention.ms": str(window_ms + 24 * 3600 * 1000)}
         opts = rocksdb_options(settings)
-        as_json = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
-        as_raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.dedupe = app.Table("dedupe", partitions=settings.partitions, schema=as_json,
+        # faust derives a table's changelog (de)serializers from key_type/value_type — bytes means raw,
+        # anything else json — and not from a Schema; a mismatch stalls changelog recovery for good.
+        self.dedupe = app.Table("dedupe", partitions=settings.partitions, key_type=bytes,
                                 extra_topic_configs=dedupe_cfg, options=dict(opts))
-        self.dedupe_index = app.Table("dedupe-index", partitions=settings.partitions, schema=as_raw,
-                                      extra_topic_configs=dedupe_cfg, options=dict(opts))
-        self.conversations = app.Table("conversations", partitions=settings.partitions, schema=as_json,
+        self.dedupe_index = app.Table("dedupe-index", partitions=settings.partitions, key_type=bytes,
+                                      value_type=bytes, extra_topic_configs=dedupe_cfg, options=dict(opts))
+        self.conversations = app.Table("conversations", partitions=settings.partitions, key_type=bytes,
                                        options=dict(opts))
         self.handlers = handlers if handlers is not None else load_handlers(bots, load_bot)
         self.processor = UpdateProcessor(

@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from botstream.settings import Settings
+from botstream.codec import codec_for
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from streams.conversation import ConversationState, apply
@@ -42,7 +43,7 @@ def _start_offsets(consumer: Consumer, topic: str, start: str) -> list[TopicPart
 def fold_messages(settings: Settings, bootstrap: str, start: str = "beginning",
                   codec: Codec | None = None) -> tuple[dict[str, ConversationState], dict[str, int], int]:
     """(states by chat, partition by chat, events folded), reading `messages` up to its current end."""
-    codec = codec or Codec()
+    codec = codec or codec_for(settings)
     topic = settings.topic("messages")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"replay-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
@@ -102,6 +103,6 @@ def release_handoff(settings: Settings, bootstrap: str, chat_key: str, *, by: st
     platform, bot_id, chat_id = chat_key.split(":", 2)
     update = control_update(platform, bot_id, chat_id, "handoff_release", tag=uuid.uuid4().hex, by=by)
     producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
-    producer.produce(settings.topic("updates"), key=chat_key.encode(), value=Codec().encode("update", update))
+    producer.produce(settings.topic("updates"), key=chat_key.encode(), value=codec_for(settings).encode("update", update))
     if producer.flush(30):
         raise RuntimeError("handoff release was not acknowledged by the broker")

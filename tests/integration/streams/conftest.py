@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +39,25 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(test_settings: Settings, kafka_bootstrap: str, tmp_path: Path, processes: ProcessGroup):  # type: ignore[no-untyped-def]
-    report = apply_catalog(test_settings, kafka_bootstrap)
-    assert report.ok, report.errors
-    p = Pipeline(test_settings, kafka_bootstrap, write_bots_file(tmp_path / "bots.toml"), processes, tmp_path)
-    yield p
-    for r in p.readers:
-        r.close()
+def make_pipeline(test_settings: Settings, kafka_bootstrap: str, tmp_path: Path, processes: ProcessGroup):  # type: ignore[no-untyped-def]
+    made: list[Pipeline] = []
+
+    def make(partitions: int = 4, handler: str = "streams.examples.echo") -> Pipeline:
+        settings = dataclasses.replace(test_settings, partitions=partitions,
+                                       topic_prefix=f"{test_settings.topic_prefix}-{len(made)}")
+        report = apply_catalog(settings, kafka_bootstrap)
+        assert report.ok, report.errors
+        bots = write_bots_file(tmp_path / f"bots-{len(made)}.toml", handler=handler)
+        p = Pipeline(settings, kafka_bootstrap, bots, processes, tmp_path)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        for r in p.readers:
+            r.close()
+
+
+@pytest.fixture
+def pipeline(make_pipeline):  # type: ignore[no-untyped-def]
+    return make_pipeline()
