@@ -26,6 +26,8 @@ COMMANDS = {
     "streams": "botstream.commands.streams",
     "sandbox": "botstream.commands.sandbox",
     "ingest": "botstream.commands.ingest",
+    "sinks": "botstream.commands.sinks",
+    "dlq": "botstream.commands.dlq",
 }
 
 

@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     up.add_argument("--port", type=int, help="PLAINTEXT port (default BOTSTREAM_KAFKA_PORT or 9092)")
     up.add_argument("--free-port", action="store_true", help="pick free ports instead of failing on a taken one")
     up.add_argument("--foreground", action="store_true", help="stay in the foreground; Ctrl-C stops the broker")
+    up.add_argument("--nodes", type=int, default=1, choices=(1, 3),
+                    help="3 = a three-node KRaft cluster on this host (RF 3, min ISR 2), for failover tests")
     up.set_defaults(func=cmd_up)
     s.add_parser("down", help="stop the broker started by `kafka up`").set_defaults(func=cmd_down)
     s.add_parser("status", help="is it running, and where").set_defaults(func=cmd_status)
@@ -24,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _kafka(settings: Settings, args: argparse.Namespace, **kw: bool) -> EmbeddedKafka:
     return EmbeddedKafka(settings.data_dir / "kafka", port=getattr(args, "port", None) or settings.kafka_port,
+                         nodes=getattr(args, "nodes", 1),
                          heap=settings.kafka_heap, cache_dir=settings.cache_dir,
                          pick_free_port=getattr(args, "free_port", False), **kw)
 

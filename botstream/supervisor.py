@@ -1,0 +1,156 @@
+"""Supervised child processes for `botstream up`: start in order, restart on death, stop in order.
+
+Each child runs in its own session (so a terminal's Ctrl-C reaches only the supervisor, which then
+stops children in the right order) and is also tied to the supervisor with PR_SET_PDEATHSIG (so a
+killed supervisor leaves nothing behind). Output goes to one log file per child.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botstream.embedded_kafka import _die_with_parent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool] | None = None  # polled after start until true (or the timeout)
+    stop_signal: int = signal.SIGTERM
+    stop_grace: float = 30.0
+    ready_timeout: float = 120.0
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    log_file: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    stopping: bool = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class SupervisorError(RuntimeError):
+    pass
+
+
+@dataclass
+class Supervisor:
+    log_dir: Path
+    env: dict[str, str]
+    max_restarts: int = 3
+    restart_window_s: float = 300.0
+    on_event: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+    failed: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _monitor: threading.Thread | None = None
+    _closing: bool = False
+
+    def start(self, spec: ChildSpec) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child = Child(spec, self.log_dir / f"{spec.name}.log")
+        self.children.append(child)
+        self._spawn(child)
+        self._wait_ready(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        with child.log_file.open("ab") as out:
+            child.proc = subprocess.Popen(
+                [sys.executable, *child.spec.argv], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
+        child.started_at = time.monotonic()
+
+    def _wait_ready(self, child: Child) -> None:
+        if child.spec.ready is None:
+            return
+        deadline = time.monotonic() + child.spec.ready_timeout
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise SupervisorError(f"{child.spec.name} exited during start-up (code {child.proc.returncode if child.proc else '?'}); "
+                                      f"see {child.log_file}")
+            try:
+                if child.spec.ready():
+                    return
+            except Exception:  # noqa: BLE001 - not ready yet
+                pass
+            time.sleep(0.2)
+        raise SupervisorError(f"{child.spec.name} not ready after {child.spec.ready_timeout:.0f}s; see {child.log_file}")
+
+    def watch(self) -> None:
+        """Restart children that die, in a background thread, until `stop_all`."""
+        self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        history: dict[str, list[float]] = {}
+        while not self._closing:
+            time.sleep(0.5)
+            for child in list(self.children):
+                with self._lock:
+                    if self._closing or child.stopping or child.alive():
+                        continue
+                    code = child.proc.returncode if child.proc else None
+                    now = time.monotonic()
+                    recent = [t for t in history.get(child.spec.name, []) if now - t < self.restart_window_s]
+                    if len(recent) >= self.max_restarts:
+                        self.on_event(f"{child.spec.name} died (exit {code}) {len(recent) + 1} times within "
+                                      f"{self.restart_window_s:.0f}s; giving up (log: {child.log_file})")
+                        self.failed.set()
+                        return
+                    recent.append(now)
+                    history[child.spec.name] = recent
+                    child.restarts += 1
+                    self.on_event(f"{child.spec.name} exited (code {code}); restarting "
+                                  f"({len(recent)}/{self.max_restarts}), log: {child.log_file}")
+                    self._spawn(child)
+
+    def stop(self, child: Child) -> int | None:
+        child.stopping = True
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        os.kill(proc.pid, child.spec.stop_signal)
+        try:
+            return proc.wait(child.spec.stop_grace)
+        except subprocess.TimeoutExpired:
+            self.on_event(f"{child.spec.name} did not stop within {child.spec.stop_grace:.0f}s; killing it")
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.wait(10)
+
+    def stop_all(self, order: list[list[str]] | None = None) -> None:
+        """Stop children in groups (each group in parallel), e.g. [["ingest"], ["streams", "sinks"], ["sandbox"]]."""
+        with self._lock:
+            self._closing = True
+        names = [c.spec.name for c in self.children]
+        groups = order or [[n] for n in reversed(names)]
+        listed = {n for g in groups for n in g}
+        groups = groups + [[n for n in reversed(names) if n not in listed]]
+        for group in groups:
+            members = [c for c in self.children if c.spec.name in group]
+            threads = [threading.Thread(target=self.stop, args=(c,)) for c in members]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
