@@ -142,6 +142,10 @@ class UpdateProcessor:
         await self._commit(chat, state, outcome, headers)
         metrics.UPDATES.labels(*labels, outcome.verdict).inc()
         metrics.REPLIES_PLANNED.labels(*labels).inc(len(replies))
+        if log.isEnabledFor(logging.INFO):  # message text is never logged at INFO
+            log.info("update %s: %d replies", outcome.verdict, len(replies),
+                     extra={"correlation_id": update.get("correlation_id"), "chat_key": chat,
+                            "update_id": update["update_id"], "bot": update["bot_id"]})
         return outcome
 
     async def _commit(self, chat: str, state: ConversationState, outcome: Outcome, headers: dict[str, bytes]) -> None:
