@@ -9,7 +9,10 @@ BOTSTREAM := $(VENV)/bin/botstream
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration bench lint jars clean help
+PROMTOOL ?= promtool
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test unit integration bench lint jars clean help tools
 
 help:
 	@echo "make run    start the local stack (embedded Kafka + pipeline) in the foreground"
@@ -23,16 +26,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# promtool (Debian package "prometheus") checks and unit-tests the alert rules in tests/unit/deploy.
+tools:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null && \
+	  { $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }; }
+
 jars: $(STAMP)
 	@$(BOTSTREAM) kafka jars >/dev/null
 
 run: $(STAMP) jars
 	$(BOTSTREAM) up
 
-test: $(STAMP) jars
+test: $(STAMP) jars tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP) jars

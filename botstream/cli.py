@@ -28,6 +28,7 @@ COMMANDS = {
     "ingest": "botstream.commands.ingest",
     "sinks": "botstream.commands.sinks",
     "dlq": "botstream.commands.dlq",
+    "lag": "botstream.commands.lag",
 }
 
 

@@ -17,7 +17,7 @@ def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str)
         broker=",".join(f"kafka://{b}" for b in bootstrap.split(",")),
         store="rocksdb://",
         datadir=str(settings.data_dir / datadir_name),
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         web_port=web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

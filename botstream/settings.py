@@ -49,6 +49,8 @@ class Settings:
     ingest_workers: int = setting(1, "Ingest processes sharing the port.")
     max_body_bytes: int = setting(1 << 20, "Largest webhook body accepted (WhatsApp: 3 MB regardless).")
     ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
+    # Faust workers (streams, sinks)
+    web_host: str = setting("127.0.0.1", "Address the Faust web server (streams/sinks /metrics) listens on.")
     # Streams
     streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
     dedupe_window_s: int = setting(7 * 24 * 3600, "How long a platform update id is remembered.")

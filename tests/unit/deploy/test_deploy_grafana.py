@@ -1,0 +1,102 @@
+"""The Grafana dashboard reads only metrics the code exports (a renamed metric would otherwise leave
+an empty panel nobody notices), covers what operators asked to see, and its provisioning fits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.unit.deploy.support import (
+    GRAFANA_DIR,
+    exported_metric_names,
+    promql_metric_names,
+    unknown_metric_names,
+)
+
+DASHBOARD = json.loads((GRAFANA_DIR / "dashboards" / "botstream.json").read_text())
+
+# What the dashboard must show -> a metric that shows it.
+REQUIRED = {
+    "ingest rate": "botstream_ingest_records_produced_total",
+    "ACK latency": "botstream_ingest_ack_seconds_bucket",
+    "consumer lag": "botstream_consumer_lag",
+    "dedupe hits": "botstream_streams_duplicates_dropped_total",
+    "handler latency": "botstream_streams_handler_seconds_bucket",
+    "handler failures": "botstream_streams_handler_failures_total",
+    "deliveries by outcome": "botstream_sinks_deliveries_total",
+    "429s": "botstream_sinks_429_total",
+    "rate-limit waits": "botstream_sinks_rate_limit_wait_seconds_bucket",
+    "retries by level": "botstream_sinks_retry_records_total",
+    "DLQ size": "botstream_dlq_records",
+    "breaker state": "botstream_sinks_breaker_state",
+}
+
+
+def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for p in items:
+        yield p
+        yield from panels(p.get("panels", []))  # collapsed rows nest their panels
+
+
+QUERY_PANELS = [p for p in panels(DASHBOARD["panels"]) if p.get("type") != "row"]
+
+
+@pytest.mark.parametrize(("expr", "names"), [
+    ('sum by (group, topic) (botstream_consumer_lag{group=~"a|b"}) > 10000', {"botstream_consumer_lag"}),
+    ("histogram_quantile(0.95, sum by (le, platform) (rate(x_seconds_bucket[$__rate_interval])))", {"x_seconds_bucket"}),
+    ("a - a offset 15m > 0", {"a"}),
+    ('sum(rate(a_total{outcome="x"}[5m])) / on (bot) group_left (platform) b', {"a_total", "b"}),
+    ("max_over_time(c[2m:30s]) >= 2 and bool d", {"c", "d"}),
+    ('absent(e) or label_replace(f, "dst", "$1", "src", "(.*)") unless g{le="1e3"}', {"e", "f", "g"}),
+    ("sum without (instance) (h) * 1e3", {"h"}),
+])
+def test_promql_metric_names_finds_the_metrics_and_nothing_else(expr: str, names: set[str]) -> None:
+    assert promql_metric_names(expr) == names
+
+
+def test_every_panel_has_a_query() -> None:
+    assert QUERY_PANELS
+    for p in QUERY_PANELS:
+        exprs = [t.get("expr", "") for t in p.get("targets", [])]
+        assert exprs and all(exprs), f"panel {p['title']!r} has no query"
+        assert all(promql_metric_names(e) for e in exprs), f"panel {p['title']!r}: a query reads no metric"
+
+
+def test_every_metric_in_the_dashboard_is_exported_by_the_code() -> None:
+    exported = exported_metric_names()
+    for p in QUERY_PANELS:
+        for t in p["targets"]:
+            unknown = unknown_metric_names(promql_metric_names(t["expr"]), exported)
+            assert not unknown, f"panel {p['title']!r} reads metrics nothing exports: {unknown}"
+    for var in DASHBOARD.get("templating", {}).get("list", []):
+        query = var.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        assert not unknown_metric_names(promql_metric_names(text), exported), var.get("name")
+
+
+def test_the_dashboard_shows_what_operators_need() -> None:
+    used = {name for p in QUERY_PANELS for t in p["targets"] for name in promql_metric_names(t["expr"])}
+    missing = {what: metric for what, metric in REQUIRED.items() if metric not in used}
+    assert not missing, f"no panel for {missing}"
+
+
+def test_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
+    provisioned = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uids = {d["uid"] for d in provisioned["datasources"]}
+    cells: set[tuple[int, int]] = set()
+    for p in panels(DASHBOARD["panels"]):
+        if p.get("type") != "row":
+            assert p["datasource"]["uid"] in uids, p["title"]
+            assert all(t["datasource"]["uid"] in uids for t in p["targets"]), p["title"]
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, f"{p['title']!r} is wider than the grid"
+        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & mine, f"{p['title']!r} overlaps another panel"
+        cells |= mine
+    ids = [p["id"] for p in panels(DASHBOARD["panels"])]
+    assert len(ids) == len(set(ids))
+    assert DASHBOARD["uid"] == "botstream"
