@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -15,17 +16,19 @@ from collections.abc import Iterable
 CONTEXT_FIELDS = ("service", "bot", "chat_key", "correlation_id", "reply_id", "update_id", "platform",
                   "topic", "partition", "offset", "reason", "status", "attempt", "delay_s")
 _SECRETS: set[str] = set()
+_SECRET_RE: re.Pattern[str] | None = None
+_ENCODER = json.JSONEncoder(default=str)  # one encoder, not one per line
 
 
 def register_secrets(values: Iterable[str]) -> None:
+    global _SECRET_RE
     _SECRETS.update(v for v in values if v and len(v) >= 4)
+    if _SECRETS:  # one pass over the line whatever the number of bots; longest first
+        _SECRET_RE = re.compile("|".join(re.escape(s) for s in sorted(_SECRETS, key=len, reverse=True)))
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "**********")
-    return text
+    return _SECRET_RE.sub("**********", text) if _SECRET_RE is not None else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,7 +47,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(out, default=str))
+        return redact(_ENCODER.encode(out))
 
 
 class TextFormatter(logging.Formatter):

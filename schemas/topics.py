@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from botstream.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
+# A WhatsApp webhook may be 3 MB and each Update carries the raw body: leave room for the envelope.
+WEBHOOK_RECORD_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class TopicSpec:
     doc: str
     chat_keyed: bool = True
     partitions: int | None = None  # None = settings.partitions
+    max_message_bytes: int | None = None  # None = broker default (~1 MiB)
 
     def name(self, settings: Settings) -> str:
         return settings.topic(self.suffix)
@@ -49,7 +52,8 @@ def specs(settings: Settings) -> list[TopicSpec]:
     levels = len(settings.retry_delays)
     out = [
         TopicSpec("updates", "chat key", "Update", "delete", 7 * DAY_MS, "ingest", "streams",
-                  "Verified, normalized inbound webhooks; the pipeline's source of truth."),
+                  "Verified, normalized inbound webhooks; the pipeline's source of truth.",
+                  max_message_bytes=WEBHOOK_RECORD_BYTES),
         TopicSpec("messages", "chat key", "ConversationEvent", "delete", 365 * DAY_MS, "streams",
                   "analytics, replay", "Event-sourced conversation log; the conversations table is its fold."),
         TopicSpec("replies", "chat key", "Reply", "delete", 7 * DAY_MS, "streams", "sinks",
@@ -65,9 +69,11 @@ def specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec("deliveries", "chat key", "DeliveryResult", "delete", 365 * DAY_MS, "sinks", "analytics, streams",
                   "Final outcome of every reply."),
         TopicSpec("handoff", "chat key", "Update", "delete", 30 * DAY_MS, "streams", "human agents",
-                  "Updates of chats handed to people; the bot stays silent meanwhile."),
+                  "Updates of chats handed to people; the bot stays silent meanwhile.",
+                  max_message_bytes=WEBHOOK_RECORD_BYTES),
         TopicSpec("quarantine", "none", "QuarantineRecord", "delete", 30 * DAY_MS, "any stage", "operators",
-                  "Records a stage could not decode: raw bytes and their origin.", chat_keyed=False, partitions=1),
+                  "Records a stage could not decode: raw bytes and their origin.", chat_keyed=False, partitions=1,
+                  max_message_bytes=WEBHOOK_RECORD_BYTES),
     ]
     return out
 
@@ -78,6 +84,8 @@ def catalog(settings: Settings) -> list[Topic]:
         configs = {"cleanup.policy": spec.cleanup, "min.insync.replicas": str(settings.min_insync_replicas)}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
+        if spec.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(spec.max_message_bytes)
         topics.append(Topic(spec.name(settings), spec.partitions or settings.partitions,
                             settings.replication_factor, configs, spec))
     return topics

@@ -7,7 +7,7 @@ import argparse
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("ingest", help="serve the platform webhooks and write them to the updates topic")
     p.add_argument("--host", help="address to listen on (default BOTSTREAM_INGEST_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default BOTSTREAM_INGEST_PORT or 8080)")
