@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botstream.settings import Settings
 
@@ -24,7 +25,10 @@ def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str)
         topic_allow_declare=True,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=0.5,  # bounds what a crash makes us redo (ids are deterministic anyway)
+        broker_commit_interval=0.5,
+        # A killed worker's partitions move after this, not faust's default 60 s.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,  # bounds what a crash makes us redo (ids are deterministic anyway)
         table_cleanup_interval=3600.0,
         stream_wait_empty=True,
         web_enabled=True,
@@ -38,3 +42,13 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
     # it small (DESIGN.md §5).
     return {"driver": "rocksdict", "block_cache_size": settings.rocksdb_block_cache_bytes,
             "write_buffer_size": settings.rocksdb_write_buffer_bytes, "max_write_buffer_number": 2}
+
+
+async def metrics_page(view: Any, request: Any) -> Any:
+    """Prometheus exposition. A plain function: Faust makes it the `get` method of a View class, so it
+    is called with the view (a bound method would lose the view and fail every request)."""
+    return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def add_metrics_page(app: faust.App) -> None:
+    app.page("/metrics")(metrics_page)

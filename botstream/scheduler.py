@@ -43,6 +43,11 @@ class ChatScheduler(Generic[E]):
     def in_flight(self) -> int:
         return self._tracker.in_flight
 
+    def waiting(self, chat: str) -> list[E]:
+        """Events of `chat` queued behind the one running now (e.g. replies a sink may coalesce)."""
+        queue = self._queues.get(chat)
+        return list(queue)[1:] if queue else []
+
     async def submit(self, event: E) -> None:
         """Take an event; waits while `max_in_flight` events are unfinished (backpressure)."""
         await self._room.acquire()

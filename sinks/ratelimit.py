@@ -243,7 +243,8 @@ def share_of_budget(global_rate: float, owned_partitions: int, total_partitions:
     uniform across partitions: a worker owning k of n partitions needs about k/n of the budget, and
     the workers' slices add up to the whole. The floor keeps a worker with a sliver of partitions (or
     a hot chat among them) from starving; it can oversubscribe only when rate * k/n < floor, by at
-    most `floor` per worker. Recompute on every rebalance and pass the share to `BotLimiter.rescale`.
+    most `floor` per worker. This is the rate; a limiter takes the share itself: on every rebalance,
+    `BotLimiter.rescale(owned_partitions / total_partitions)` applies the same arithmetic to its bucket.
     """
     if total_partitions < 1 or not 0 <= owned_partitions <= total_partitions:
         raise ValueError(f"owned {owned_partitions} of {total_partitions} partitions")

@@ -20,17 +20,17 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botstream.bots import BotRegistry
 from botstream.codec import codec_for
-from botstream.faust_app import faust_app, rocksdb_options
+from botstream.faust_app import add_metrics_page, faust_app, rocksdb_options
 from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from streams import metrics
 from streams.handlers import Bot, JobContext, PlannedReply, load_bot
+from streams.integrations import IntegrationPool
 from streams.processor import UpdateProcessor, chat_key_of, load_handlers, stable_id
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,11 @@ class StreamsWorker:
         self.conversations = app.Table("conversations", partitions=settings.partitions, key_type=bytes,
                                        options=dict(opts))
         self.handlers = handlers if handlers is not None else load_handlers(bots, load_bot)
+        self.integrations = IntegrationPool(bots.values())  # one client and one set of guards per process
         self.processor = UpdateProcessor(
             bots, self.handlers, dedupe=self.dedupe, dedupe_index=self.dedupe_index,
             conversations=self.conversations, emit=self._emit, dedupe_window_s=settings.dedupe_window_s,
-            handler_timeout_s=settings.handler_timeout_s)
+            handler_timeout_s=settings.handler_timeout_s, integrations=self.integrations)
         self.scheduler: ChatScheduler[Any] = ChatScheduler(
             self._process_event, self._ack, chat_of=self._chat_of, position_of=self._position_of,
             max_chats=settings.chat_concurrency, max_in_flight=max(100, settings.chat_concurrency * 20))
@@ -76,7 +77,8 @@ class StreamsWorker:
         app.agent(self.updates_topic, name=f"{settings.topic_prefix}-updates")(self._updates_agent)
         app.agent(self.deliveries_topic, name=f"{settings.topic_prefix}-deliveries")(self._deliveries_agent)
         app.on_partitions_revoked.connect(self._on_revoked)
-        app.page("/metrics")(self._metrics_view)
+        app.on_before_shutdown.connect(self._on_shutdown)
+        add_metrics_page(app)
         self._register_jobs()
 
     # -- agents --------------------------------------------------------------------------------------
@@ -200,8 +202,8 @@ class StreamsWorker:
         # Finish what was taken before the partitions move, so its offsets are committed here.
         await self.scheduler.drain(timeout=15)
 
-    async def _metrics_view(self, web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+    async def _on_shutdown(self, sender: Any, **kwargs: Any) -> None:
+        await self.integrations.aclose()
 
     def _register_jobs(self) -> None:
         for bot_id, bot in self.handlers.items():

@@ -16,8 +16,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from botstream.settings import Settings
 from botstream.codec import codec_for
+from botstream.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from streams.conversation import ConversationState, apply

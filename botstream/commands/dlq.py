@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import TYPE_CHECKING
 
 from botstream.exceptions import ConfigError
 from botstream.settings import Settings
 
+if TYPE_CHECKING:  # the CLI imports every command module; the DLQ's Kafka clients load on use
+    from schemas.codec import Codec
+    from sinks.dlq import DlqFilter, DlqRecord
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("dlq", help="list, show and replay dead-lettered replies")
     actions = p.add_subparsers(dest="action", required=True)
     ls = actions.add_parser("list", help="dead-lettered replies, newest last")
@@ -43,8 +48,9 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="only records dead-lettered since: 2h, 30m, 7d, ISO 8601 or unix ms")
 
 
-def _filter(args: argparse.Namespace, reply_id: str | None = None):  # type: ignore[no-untyped-def]
+def _filter(args: argparse.Namespace, reply_id: str | None = None) -> DlqFilter:
     from sinks.dlq import DlqFilter, parse_since
+
 
     since = None
     if getattr(args, "since", None):
@@ -56,7 +62,7 @@ def _filter(args: argparse.Namespace, reply_id: str | None = None):  # type: ign
                      reason=getattr(args, "reason", None), since_ms=since, reply_id=reply_id)
 
 
-def _records(settings: Settings):  # type: ignore[no-untyped-def]
+def _records(settings: Settings) -> tuple[str, Codec, list[DlqRecord]]:
     from botstream.codec import codec_for
     from botstream.commands.topics import bootstrap_of
     from sinks.dlq import read_dlq

@@ -9,7 +9,7 @@ from pathlib import Path
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("sinks", help="run a sinks worker (deliver replies to the platforms' APIs)")
     p.add_argument("--web-port", type=int, help="Faust web port, /metrics (default BOTSTREAM_SINKS_WEB_PORT)")
     p.add_argument("--data-dir", type=Path, help="RocksDB and worker state (default BOTSTREAM_DATA_DIR)")
