@@ -14,6 +14,7 @@ When `KAFKA_BOOTSTRAP_SERVERS` is set, `kafka_for()` returns an `ExternalKafka` 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -117,6 +118,15 @@ def ensure_jars(cache_dir: Path, pom: Path = POM, log: Path | None = None) -> Pa
     tmp.rename(libs)
     marker.write_text(version)
     return libs
+
+
+def random_cluster_id() -> str:
+    """What `kafka-storage random-uuid` prints: a base64url UUID, never starting with '-' (Kafka's own
+    rule, as a leading '-' reads as an option on command lines), without starting a JVM for it."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -350,7 +360,7 @@ class EmbeddedKafka:
             if (node.home / "data" / "meta.properties").exists():
                 continue
             cmd = [java, "-Xmx256m", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-                   "-t", cluster_id, "-c", str(node.properties), "-g"]
+                   f"--cluster-id={cluster_id}", "-c", str(node.properties), "-g"]
             if len(self.nodes) == 1:
                 cmd.append("--standalone")
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
@@ -364,9 +374,7 @@ class EmbeddedKafka:
         id_file = self.home / "cluster.id"
         if id_file.exists():
             return id_file.read_text().strip()
-        # Kafka's own random-uuid is a base64url-encoded UUID; make the same without a JVM start.
-        import base64
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = random_cluster_id()
         self.home.mkdir(parents=True, exist_ok=True)
         id_file.write_text(cid)
         return cid

@@ -23,3 +23,13 @@ def test_readme_shows_the_two_commands_first() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     first_code = readme.split("```sh", 1)[1].split("```", 1)[0]
     assert "make run" in first_code and "make test" in first_code
+
+
+def test_readme_metrics_table_matches_what_the_code_exports() -> None:
+    from botstream.metrics_catalog import markdown_table as metrics_table
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"<!-- metrics:begin[^>]*-->\n(.*?)\n<!-- metrics:end -->", readme, re.S)
+    assert block, "README.md lost its metrics block"
+    assert block.group(1).strip() == metrics_table().strip(), (
+        "README metrics table is stale; regenerate with: .venv/bin/python -m botstream.metrics_catalog")

@@ -88,3 +88,14 @@ def test_secret_never_prints_and_is_masked_in_logs() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token is %s", ("hunter2-long",), None)
     line = JsonFormatter("test").format(record)
     assert "hunter2" not in line and "**********" in line
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    from unittest import mock
+
+    from botstream.embedded_kafka import random_cluster_id
+
+    dashed = mock.Mock(bytes=b"\xf8" + b"\x00" * 15)  # base64url of 0xf8... starts with '-'
+    plain = mock.Mock(bytes=b"\x00" * 16)
+    with mock.patch("botstream.embedded_kafka.uuid.uuid4", side_effect=[dashed, plain]):
+        assert random_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
