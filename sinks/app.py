@@ -337,6 +337,7 @@ class SinksWorker:
                 received = int(r.get("update_received_at_ms") or 0)
                 if received:
                     metrics.END_TO_END_SECONDS.labels(*labels).observe(max(0, now_ms - received) / 1000)
+                log.info("reply delivered", extra=log_fields(r, status=verdict.http_status))
             if len(verdict.group) > 1:
                 metrics.COALESCED.labels(*labels).inc(len(verdict.group) - 1)
             return True
