@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from botstream.embedded_kafka import EmbeddedKafka, ExternalKafka, ensure_jars, free_port, kafka_for, pid_alive
+from botstream.embedded_kafka import (
+    EmbeddedKafka,
+    ExternalKafka,
+    ensure_jars,
+    free_port,
+    kafka_for,
+    pid_alive,
+)
 from botstream.exceptions import BrokerStartError, JarResolveError, JavaMissingError, PortTakenError
 from botstream.settings import REPO_ROOT, Settings
 from tests.processes import wait_until
