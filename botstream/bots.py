@@ -10,6 +10,23 @@ api_base_url = "http://127.0.0.1:8090"    # default: the platform's public API
 handler = "streams.examples.echo"
 [bots.limits]
 per_chat_per_second = 1.0
+[bots.integrations.llm]                    # an external API the handlers call: ctx.integrations["llm"]
+base_url = "http://127.0.0.1:8090/upstream/llm"
+auth_header = "Authorization"              # optional, with auth_value (literal, env:NAME or file:PATH)
+auth_scheme = "Bearer"                     # optional prefix of the header value
+auth_value = "env:LLM_KEY"
+max_concurrency = 40                       # requests in flight per worker process
+slot_wait_s = 1.0                          # how long a call may wait for a slot (then IntegrationBusy)
+timeout_s = 5.0                            # hard timeout of one attempt
+retries = 3                                # retries of connection errors, timeouts, 5xx and 429
+backoff_s = 0.25                           # full-jitter backoff ceilings 0.25 s, 1 s, 4 s (x4 per retry)
+max_retry_after_s = 30.0                   # a longer Retry-After ends the call instead of waiting
+[bots.integrations.llm.breaker]
+failure_ratio = 0.5                        # opens at this failure share of >= min_calls calls in window_s
+min_calls = 20
+window_s = 30.0
+open_s = 10.0                              # fails fast this long, then lets half_open_probes calls through
+half_open_probes = 1
 ```
 
 Loading resolves every credential reference and refuses the whole file on the first problem, with
@@ -20,8 +37,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +67,21 @@ DEFAULT_API_BASE = {
 }
 
 LIMIT_KEYS = {"global_per_second", "per_chat_per_second", "per_group_per_minute", "per_chat_burst"}
-BOT_KEYS = {"id", "platform", "api_base_url", "handler", "limits", "coalesce", "api_version", "fallback_text"}
+BOT_KEYS = {"id", "platform", "api_base_url", "handler", "limits", "coalesce", "api_version", "fallback_text",
+            "integrations"}
+# key -> (type, lower bound, bound included); the breaker's as sinks.breaker.CircuitBreaker checks them
+INTEGRATION_BOUNDS: dict[str, tuple[type, float, bool]] = {
+    "max_concurrency": (int, 1, True), "slot_wait_s": (float, 0, True), "timeout_s": (float, 0, False),
+    "retries": (int, 0, True), "backoff_s": (float, 0, True), "max_retry_after_s": (float, 0, True),
+}
+BREAKER_BOUNDS: dict[str, tuple[type, float, bool]] = {
+    "failure_ratio": (float, 0, False), "min_calls": (int, 1, True), "window_s": (float, 0, False),
+    "open_s": (float, 0, True), "half_open_probes": (int, 1, True),
+}
+BREAKER_KEYS = set(BREAKER_BOUNDS)
+INTEGRATION_KEYS = {"base_url", "auth_header", "auth_scheme", "auth_value", "breaker", *INTEGRATION_BOUNDS}
+INTEGRATION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 TELEGRAM_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 BOT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -65,6 +97,52 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class BreakerSettings:
+    """When an integration's circuit breaker opens and how it closes again (see sinks.breaker)."""
+
+    failure_ratio: float = 0.5
+    min_calls: int = 20
+    window_s: float = 30.0
+    open_s: float = 10.0
+    half_open_probes: int = 1
+
+
+@dataclass(frozen=True)
+class IntegrationConfig:
+    """An external HTTP API a bot's handlers call, with the guards every call goes through.
+
+    Defaults suit an LLM-like API: a few seconds per answer, retried on the failures that are
+    likely to pass (connection errors, timeouts, 5xx, 429) on a ~0.25 s / 1 s / 4 s schedule.
+    """
+
+    name: str
+    base_url: str
+    auth_header: str | None = None
+    auth_value: Secret | None = None
+    auth_scheme: str | None = None
+    max_concurrency: int = 40
+    slot_wait_s: float = 1.0
+    timeout_s: float = 5.0
+    retries: int = 3
+    backoff_s: float = 0.25
+    max_retry_after_s: float = 30.0
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The auth header, revealed (call at the point of use only)."""
+        if self.auth_header is None or self.auth_value is None:
+            return {}
+        value = self.auth_value.reveal()
+        return {self.auth_header: f"{self.auth_scheme} {value}" if self.auth_scheme else value}
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items() if k not in ("auth_value", "breaker")}
+        out["auth_value"] = repr(self.auth_value) if self.auth_value is not None else None
+        out["breaker"] = dict(vars(self.breaker))
+        return out
+
+
+@dataclass(frozen=True)
 class BotConfig:
     id: str
     platform: str
@@ -75,6 +153,7 @@ class BotConfig:
     coalesce: bool = True
     api_version: str = "v21.0"
     fallback_text: str | None = None
+    integrations: Mapping[str, IntegrationConfig] = field(default_factory=dict)
 
     def secret(self, key: str) -> str:
         """The revealed value of a credential (call at the point of use only)."""
@@ -82,7 +161,8 @@ class BotConfig:
         return value.reveal() if isinstance(value, Secret) else value
 
     def secrets(self) -> list[str]:
-        return [v.reveal() for v in self.credentials.values() if isinstance(v, Secret)]
+        found = [v.reveal() for v in self.credentials.values() if isinstance(v, Secret)]
+        return found + [i.auth_value.reveal() for i in self.integrations.values() if i.auth_value is not None]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +170,7 @@ class BotConfig:
             "handler": self.handler, "coalesce": self.coalesce,
             "credentials": {k: repr(v) if isinstance(v, Secret) else v for k, v in self.credentials.items()},
             "limits": {k: v for k, v in vars(self.limits).items() if v is not None},
+            "integrations": {name: i.as_dict() for name, i in self.integrations.items()},
         }
 
 
@@ -145,6 +226,10 @@ def parse_bots(text: str, source: Path | None = None, environ: Mapping[str, str]
         start, end = sections[index] if index < len(sections) else (0, 0)
         line_of = _line_finder(text, start, end)
         bot = _parse_bot(raw, index, where, line_of, environ, base_dir)
+        if "integrations" in raw:
+            integrations = _parse_integrations(raw["integrations"], where, f"bot {bot.id!r}",
+                                               _table_line_finder(text, start, end), environ, base_dir)
+            bot = replace(bot, integrations=integrations)
         if bot.id in seen:
             raise ConfigError(f"{where}:{line_of('id')}: bot {bot.id!r}: duplicate id "
                               f"(first declared as bot #{seen[bot.id] + 1})")
@@ -213,6 +298,84 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
     )
 
 
+TableLine = Callable[[tuple[str, ...], str | None], int]
+
+
+def _parse_integrations(raw: Any, where: str, label: str, line_of: TableLine,
+                        environ: Mapping[str, str] | None, base_dir: Path | None) -> dict[str, IntegrationConfig]:
+    """`[bots.integrations.<name>]` tables (and their `.breaker` sub-tables) -> IntegrationConfig."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}:{line_of(('integrations',), None)}: {label}, key 'integrations': "
+                          "must be tables, one per integration: [bots.integrations.<name>]")
+    return {name: _parse_integration(name, table, where, label, line_of, environ, base_dir)
+            for name, table in raw.items()}
+
+
+def _parse_integration(name: str, table: Any, where: str, label: str, line_of: TableLine,
+                       environ: Mapping[str, str] | None, base_dir: Path | None) -> IntegrationConfig:
+    path = ("integrations", name)
+
+    def fail(key: str | None, msg: str, sub: tuple[str, ...] = ()) -> ConfigError:
+        dotted = ".".join((*path, *sub, key) if key else (*path, *sub))
+        return ConfigError(f"{where}:{line_of((*path, *sub), key)}: {label}, key {dotted!r}: {msg}")
+
+    if not INTEGRATION_NAME.match(name):
+        raise fail(None, "integration names are 1-64 chars of A-Za-z0-9_-")
+    if not isinstance(table, dict):
+        raise fail(None, "must be a table: [bots.integrations.<name>]")
+    for key in table:
+        if key not in INTEGRATION_KEYS:
+            raise fail(key, f"unknown key (one of {', '.join(sorted(INTEGRATION_KEYS))})")
+    base_url = table.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise fail("base_url", "missing or not an http(s) URL")
+    header, value, scheme = table.get("auth_header"), table.get("auth_value"), table.get("auth_scheme")
+    if (header is None) != (value is None):
+        raise fail("auth_header" if header is None else "auth_value", "auth_header and auth_value go together")
+    if header is not None and (not isinstance(header, str) or not HEADER_NAME.match(header)):
+        raise fail("auth_header", "must be an HTTP header name such as 'Authorization'")
+    if scheme is not None and (value is None or not isinstance(scheme, str) or not HEADER_NAME.match(scheme)):
+        raise fail("auth_scheme", "must be a word such as 'Bearer', with auth_header and auth_value")
+    secret: Secret | None = None
+    if value is not None:
+        if not isinstance(value, str) or value == "":
+            raise fail("auth_value", "must be a non-empty string (literal, env:NAME or file:PATH)")
+        try:
+            secret = resolve_secret(value, environ=dict(environ) if environ is not None else None,
+                                    base_dir=base_dir)
+        except ConfigError as exc:
+            raise fail("auth_value", str(exc)) from None
+    numbers: dict[str, Any] = {}
+    for key, (kind, low, inclusive) in INTEGRATION_BOUNDS.items():
+        if key in table:
+            numbers[key] = _number(table[key], kind, low, inclusive, partial(fail, key))
+    breaker_raw = table.get("breaker", {})
+    if not isinstance(breaker_raw, dict):
+        raise fail("breaker", "must be a table: [bots.integrations.<name>.breaker]")
+    breaker: dict[str, Any] = {}
+    for key, item in breaker_raw.items():
+        if key not in BREAKER_KEYS:
+            raise fail(key, f"unknown key (one of {', '.join(sorted(BREAKER_KEYS))})", ("breaker",))
+        kind, low, inclusive = BREAKER_BOUNDS[key]
+        breaker[key] = _number(item, kind, low, inclusive, partial(fail, key, sub=("breaker",)))
+    if breaker.get("failure_ratio", 0.5) > 1:
+        raise fail("failure_ratio", "must be within (0, 1]", ("breaker",))
+    return IntegrationConfig(
+        name=name, base_url=base_url.rstrip("/"), auth_header=header, auth_value=secret, auth_scheme=scheme,
+        breaker=BreakerSettings(**breaker), **numbers,
+    )
+
+
+def _number(value: Any, kind: type, low: float, inclusive: bool, fail: Callable[[str], ConfigError]) -> Any:
+    """An int (or, for float settings, any number) at or above / strictly above `low`."""
+    ok_type = isinstance(value, int) if kind is int else isinstance(value, int | float)
+    bound = ">=" if inclusive else ">"
+    noun = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or not ok_type or (value < low if inclusive else value <= low):
+        raise fail(f"must be {noun} {bound} {low:g}")
+    return kind(value)
+
+
 def _section_lines(text: str) -> list[tuple[int, int]]:
     """(start, end) line numbers (1-based, end exclusive) of each [[bots]] section."""
     lines = text.splitlines()
@@ -229,6 +392,35 @@ def _line_finder(text: str, start: int, end: int) -> Any:
 
     def line_of(key: str) -> int:
         leaf = key.split(".")[-1]
+        for n in range(start, min(end, len(lines) + 1)):
+            if re.match(rf"^\s*{re.escape(leaf)}\s*=", lines[n - 1]):
+                return n
+        return start
+    return line_of
+
+
+def _table_line_finder(text: str, start: int, end: int) -> Callable[[tuple[str, ...], str | None], int]:
+    """Line of `key` inside the table `[bots.<path>]` of one bot section (or of the table header).
+
+    Needed for integrations: several of them repeat the same keys, so the leaf alone is ambiguous.
+    Falls back to the bot's first line when the table is written inline.
+    """
+    lines = text.splitlines()
+
+    def line_of(path: tuple[str, ...], key: str | None) -> int:
+        parts = [r"\s*bots\s*", *(rf"\s*(?:{re.escape(p)}|\"{re.escape(p)}\"|'{re.escape(p)}')\s*" for p in path)]
+        header = re.compile(r"^\s*\[" + r"\.".join(parts) + r"\]\s*(#.*)?$")
+        for n in range(start, min(end, len(lines) + 1)):
+            if header.match(lines[n - 1]):
+                if key is None:
+                    return n
+                for m in range(n + 1, min(end, len(lines) + 1)):
+                    if lines[m - 1].lstrip().startswith("["):
+                        break
+                    if re.match(rf"^\s*{re.escape(key)}\s*=", lines[m - 1]):
+                        return m
+                return n
+        leaf = key or path[-1]  # an inline table or a dotted key: the first line that names it
         for n in range(start, min(end, len(lines) + 1)):
             if re.match(rf"^\s*{re.escape(leaf)}\s*=", lines[n - 1]):
                 return n

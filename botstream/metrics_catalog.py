@@ -10,7 +10,7 @@ import importlib
 
 from prometheus_client import REGISTRY
 
-STAGE_MODULES = ("ingest.metrics", "streams.metrics", "sinks.metrics", "botstream.lag")
+STAGE_MODULES = ("ingest.metrics", "streams.metrics", "streams.integrations.metrics", "sinks.metrics", "botstream.lag")
 SKIP_PREFIXES = ("python_", "process_", "platform_")
 
 

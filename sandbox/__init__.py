@@ -3,14 +3,15 @@ and WhatsApp send APIs — their success and error shapes, their rate limits and
 plus injected faults — and records what it accepted so tests can check delivery and order.
 
 Layout: `limits`, `faults`, `platforms/*`, `ledger` and `engine` are sans-IO (clock passed in);
-`asgi` is the thin ASGI shell; `server` runs it on uvicorn; `control` is the `/_sandbox/` API.
+`upstream` is the generic external API at `/upstream/{name}/...` that bots' integrations are tested
+against; `asgi` is the thin ASGI shell; `server` runs it on uvicorn; `control` is the `/_sandbox/` API.
 """
 
 from sandbox.asgi import SandboxApp
 from sandbox.cli import main
 from sandbox.client import SandboxClient
 from sandbox.clock import ManualClock
-from sandbox.config import ConfigError, FaultConfig, LatencySpec, LimitsConfig, SandboxConfig
+from sandbox.config import ConfigError, FaultConfig, LatencySpec, LimitsConfig, SandboxConfig, UpstreamConfig
 from sandbox.engine import SEQ_HEADER, SandboxEngine
 from sandbox.identity import bot_identity
 from sandbox.server import SandboxServer, build_app, run_sandbox_in_thread, serve
@@ -27,6 +28,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxEngine",
     "SandboxServer",
+    "UpstreamConfig",
     "bot_identity",
     "build_app",
     "main",

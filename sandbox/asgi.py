@@ -19,7 +19,8 @@ from typing import Any
 
 from sandbox.control import CONTROL_PREFIX, handle_control
 from sandbox.engine import SandboxEngine
-from sandbox.http import Reply, Request
+from sandbox.http import Reply, Request, json_reply
+from sandbox.upstream import UPSTREAM_PREFIX
 
 __all__ = ["Clock", "SandboxApp", "Sleep", "TRANSPORT_EXTENSION"]
 
@@ -77,6 +78,9 @@ class SandboxApp:
         if req.path.startswith(CONTROL_PREFIX):
             await _respond(send, handle_control(self.engine, req))
             return
+        if req.path.startswith(UPSTREAM_PREFIX):
+            await self._upstream(req, receive, send)
+            return
         outcome = self.engine.handle(req, self.clock(), self.wall_clock())
         if outcome.delay:
             await self.sleep(outcome.delay)
@@ -86,6 +90,28 @@ class SandboxApp:
         if outcome.hold and await _client_gave_up(receive, outcome.hold):
             return
         await _respond(send, outcome.reply)
+
+
+    async def _upstream(self, req: Request, receive: Receive, send: Send) -> None:
+        """The generic upstream. Its latency and hangs are real time and end early when the client
+        disconnects, so the measured concurrency is what the callers really hold open."""
+        upstream = self.engine.upstream
+        outcome = upstream.handle(req)
+        if outcome is None:
+            await _respond(send, json_reply(404, {"error": "not_found"}))
+            return
+        stats = upstream.stats
+        stats.enter(outcome.name)
+        try:
+            gone = bool(outcome.delay) and await _client_gave_up(receive, outcome.delay)
+            if not gone and outcome.hold:
+                gone = await _client_gave_up(receive, outcome.hold)
+            if gone:
+                stats.count(outcome.name, "disconnected")
+                return
+            await _respond(send, outcome.reply)
+        finally:
+            stats.leave(outcome.name)
 
 
 async def _respond(send: Send, reply: Reply) -> None:

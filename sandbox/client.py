@@ -34,6 +34,13 @@ class SandboxClient:
     def reset(self) -> None:
         self._http.post("/reset").raise_for_status()
 
+    def upstream_stats(self) -> dict[str, Any]:
+        """The generic upstream's requests, outcomes, in-flight and peak concurrency per name."""
+        return self._get("/upstream/stats")
+
+    def upstream_reset(self) -> None:
+        self._http.post("/upstream/reset").raise_for_status()
+
     def config(self) -> dict[str, Any]:
         return self._get("/config")
 

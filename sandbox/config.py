@@ -28,10 +28,13 @@ __all__ = [
     "SandboxConfig",
     "SlackLimits",
     "TelegramLimits",
+    "UPSTREAM_BEHAVIOURS",
+    "UpstreamConfig",
     "WhatsAppLimits",
 ]
 
 PLATFORMS: tuple[str, ...] = ("telegram", "slack", "discord", "whatsapp")
+UPSTREAM_BEHAVIOURS: tuple[str, ...] = ("ok", "error", "rate_limit", "hang")
 
 
 class ConfigError(ValueError):
@@ -139,6 +142,35 @@ class FaultConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """The generic upstream at `/upstream/{name}/...`: a stand-in for the external APIs bots call
+    through integrations (an LLM, a CRM), so their guards are tested against a real server.
+
+    Random outcomes (error, rate_limit, hang; mutually exclusive bands of one draw) and latency come
+    from `random.Random(seed)` in arrival order. `keys` pins a behaviour ("ok", "error", "rate_limit",
+    "hang") to a request key — the `X-Upstream-Key` header, else the JSON body's `key_field` — e.g. one
+    chat's calls hang while the others' answer. A hang holds the request until the client disconnects
+    (or `hang_max_s`, then 504). `retry_after_s` may be fractional, unlike real servers, so tests of
+    Retry-After run fast. With `authorization` set, requests need exactly that Authorization header.
+    """
+
+    latency: LatencySpec = field(default_factory=LatencySpec)
+    error_ratio: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 502, 503)
+    rate_limit_ratio: float = 0.0
+    retry_after_s: float = 1.0
+    hang_ratio: float = 0.0
+    hang_max_s: float = 300.0
+    keys: dict[str, str] = field(default_factory=dict)
+    key_field: str = "user"
+    authorization: str = ""
+
+    @property
+    def random_active(self) -> bool:
+        return bool(self.error_ratio or self.rate_limit_ratio or self.hang_ratio or self.latency.kind != "none")
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Everything the sandbox can be told. `bots` maps a platform to its known tokens; a platform
     with no entry accepts any well-formed token (WhatsApp: access tokens)."""
@@ -146,6 +178,7 @@ class SandboxConfig:
     seed: int = 0
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     bots: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: newest deliveries kept for `GET /_sandbox/deliveries` (0 = unbounded)
     delivery_log_limit: int = 100_000
@@ -212,6 +245,27 @@ def _validate(cfg: SandboxConfig) -> None:
                 raise ConfigError(f"limits.{section.name}.{fld.name} must be > 0, got {v}")
     if cfg.delivery_log_limit < 0 or cfg.nonce_window_seconds < 0:
         raise ConfigError("delivery_log_limit and nonce_window_seconds must be >= 0")
+    _validate_upstream(cfg.upstream)
+
+
+def _validate_upstream(up: UpstreamConfig) -> None:
+    for name in ("error_ratio", "rate_limit_ratio", "hang_ratio"):
+        v = getattr(up, name)
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"upstream.{name} must be within [0, 1], got {v}")
+    if up.error_ratio + up.rate_limit_ratio + up.hang_ratio > 1.0 + 1e-9:
+        raise ConfigError("upstream: error_ratio + rate_limit_ratio + hang_ratio must not exceed 1")
+    if not up.error_statuses or any(not 500 <= s <= 599 for s in up.error_statuses):
+        raise ConfigError("upstream.error_statuses must be a non-empty list of 5xx codes")
+    if up.retry_after_s < 0 or up.hang_max_s < 0:
+        raise ConfigError("upstream.retry_after_s and upstream.hang_max_s must be >= 0")
+    lat = up.latency
+    if min(lat.ms, lat.min_ms, lat.max_ms, lat.mean_ms, lat.cap_ms) < 0 or lat.min_ms > lat.max_ms:
+        raise ConfigError("upstream.latency: values must be >= 0 and min_ms <= max_ms")
+    for key, behaviour in up.keys.items():
+        if behaviour not in UPSTREAM_BEHAVIOURS:
+            raise ConfigError(f"upstream.keys.{key} must be one of {', '.join(UPSTREAM_BEHAVIOURS)}, "
+                              f"got {behaviour!r}")
 
 
 T = TypeVar("T")

@@ -6,6 +6,8 @@ GET  /_sandbox/stats                              counters (see `SandboxStats`) 
 POST /_sandbox/reset                              clear deliveries, stats, limiter state, ids
 GET  /_sandbox/config                             the effective `SandboxConfig`
 PUT  /_sandbox/config                             JSON merge patch (PATCH accepted too)
+GET  /_sandbox/upstream/stats                     the generic upstream: requests, outcomes, in flight, peak
+POST /_sandbox/upstream/reset                     clear those (and the peak) only
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def handle_control(engine: SandboxEngine, req: Request) -> Reply:
             duplicate_seqs=ledger.duplicate_seqs,
             violations=list(ledger.violations),
             deliveries_retained=len(ledger),
+            upstream=engine.upstream.stats.snapshot(),
         )
         return json_reply(200, snap)
+    if name == "upstream/stats" and method == "GET":
+        return json_reply(200, engine.upstream.stats.snapshot())
+    if name == "upstream/reset" and method == "POST":
+        engine.upstream.stats.reset()
+        return json_reply(200, {"ok": True})
     if name == "reset" and method == "POST":
         engine.reset()
         return json_reply(200, {"ok": True})
@@ -54,6 +62,6 @@ def handle_control(engine: SandboxEngine, req: Request) -> Reply:
             except (ValueError, ConfigError) as exc:
                 return json_reply(400, {"ok": False, "error": str(exc)})
             return json_reply(200, engine.config.to_dict())
-    if name in ("healthz", "deliveries", "stats", "reset", "config"):
+    if name in ("healthz", "deliveries", "stats", "reset", "config", "upstream/stats", "upstream/reset"):
         return json_reply(405, {"ok": False, "error": "method_not_allowed"})
     return json_reply(404, {"ok": False, "error": "not_found"})

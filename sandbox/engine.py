@@ -18,6 +18,7 @@ from sandbox.http import Headers, Reply, Request, json_reply
 from sandbox.ledger import DeliveryLedger
 from sandbox.platforms import DiscordApi, PlatformApi, SlackApi, TelegramApi, WhatsAppApi
 from sandbox.stats import SandboxStats
+from sandbox.upstream import Upstream
 
 __all__ = ["Outcome", "SandboxEngine", "SEQ_HEADER"]
 
@@ -44,6 +45,7 @@ class SandboxEngine:
         self.stats = SandboxStats()
         self.ledger = DeliveryLedger(self.config.delivery_log_limit)
         self.rng = random.Random(self.config.seed)
+        self.upstream = Upstream(self.config.upstream, self.config.seed)
         self.telegram = TelegramApi(self.config)
         self.slack = SlackApi(self.config)
         self.discord = DiscordApi(self.config)
@@ -60,6 +62,7 @@ class SandboxEngine:
         self.stats.reset()
         self.ledger.reset()
         self.rng.seed(self.config.seed)
+        self.upstream.reset()
         for api in self._apis.values():
             api.reset()
 
@@ -71,6 +74,7 @@ class SandboxEngine:
             api.configure(config, limits_changed=limits_changed)
         if old.seed != config.seed:
             self.rng.seed(config.seed)
+        self.upstream.configure(config.upstream, config.seed)
         if old.delivery_log_limit != config.delivery_log_limit:
             self.ledger.resize(config.delivery_log_limit)
         self._adopt(config)

@@ -25,8 +25,10 @@ async def digest(job): ...
 ```
 
 A handler receives a `Context` and acts through it: `reply()`, `state` (the bot's own dict for this
-chat, saved when the handler returns), `handoff()`. Dispatch is pure: `Bot.route(update)` picks the
-handler; the worker runs it with a timeout and turns what it did into records.
+chat, saved when the handler returns), `handoff()`, and `integrations` (the bot's declared external
+APIs, guarded: `await ctx.integrations["llm"].post(...)`, see `streams.integrations`). Dispatch is
+pure: `Bot.route(update)` picks the handler; the worker runs it with a timeout (`ctx.deadline`) and
+turns what it did into records.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ class Context:
     replies: list[PlannedReply] = field(default_factory=list)
     handoff_reason: str | None = None
     handoff_requested: bool = False
+    #: time.monotonic() at which the handler's timeout fires; integrations stop before it
+    deadline: float | None = None
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.update.get("correlation_id")
 
     @property
     def text(self) -> str | None:

@@ -24,6 +24,7 @@ from streams import metrics
 from streams.conversation import ConversationState, apply, initial_state
 from streams.dedupe import Seen, Verdict, decide, dedupe_key, expiry_index_key, parse_expiry_index_key
 from streams.handlers import Bot, Context, PlannedReply
+from streams.integrations import IntegrationPool
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class UpdateProcessor:
     def __init__(self, bots: BotRegistry, handlers: dict[str, Bot], *, dedupe: MutableMapping[bytes, Any],
                  dedupe_index: MutableMapping[bytes, Any], conversations: MutableMapping[bytes, Any],
                  emit: Emit, dedupe_window_s: float, handler_timeout_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, integrations: IntegrationPool | None = None) -> None:
         self.bots = bots
         self.handlers = handlers
         self.dedupe = dedupe
@@ -62,6 +63,7 @@ class UpdateProcessor:
         self.window_ms = int(dedupe_window_s * 1000)
         self.handler_timeout_s = handler_timeout_s
         self.clock = clock
+        self.integrations = integrations
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -106,8 +108,12 @@ class UpdateProcessor:
             metrics.UPDATES.labels(*labels, "no_handler").inc()
             return outcome
 
+        # The integrations get the moment wait_for gives up, so their waits and retries end before it.
+        deadline = time.monotonic() + self.handler_timeout_s
+        bound = self.integrations.bind(update["bot_id"], correlation_id=update.get("correlation_id"),
+                                       chat_key=chat, deadline=deadline) if self.integrations is not None else {}
         ctx = Context(update=update, chat_key=chat, bot=bot, state=copy.deepcopy(state["bot_state"]),
-                      conversation=dict(state))
+                      conversation=dict(state), integrations=bound, deadline=deadline)
         started = time.perf_counter()
         failure: str | None = None
         try:

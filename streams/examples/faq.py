@@ -1,6 +1,12 @@
-"""A small FAQ bot: /start, /help, keyword answers, /human (handoff) and a daily digest."""
+"""A small FAQ bot: /start, /help, keyword answers, /ask (an LLM-like API), /human (handoff) and a daily digest.
+
+/ask goes through the bot's `llm` integration (declared in the bots file): capped, timed out, retried
+and breaker-guarded. When the assistant cannot answer — down, busy, too slow, or not declared for this
+bot — the chat gets a clear sentence instead of silence or the generic fallback.
+"""
 
 from streams.handlers import Bot, Context, JobContext
+from streams.integrations import IntegrationError
 
 bot = Bot(fallback_text="Sorry, something went wrong on our side. Please try again in a minute.")
 
@@ -10,7 +16,9 @@ ANSWERS = {
     r"(?i)\b(refund|money back)\b": "Refunds: reply /human and a person will take it from here.",
 }
 
-HELP = "Ask me about price, hours or refunds. /human talks to a person; /digest on|off for a daily digest."
+HELP = ("Ask me about price, hours or refunds, or /ask <question> for the assistant. /human talks to a person; "
+        "/digest on|off for a daily digest.")
+ASSISTANT_DOWN = "The assistant is unavailable right now… please try again in a few minutes, or /human."
 
 
 @bot.command("start")
@@ -28,6 +36,24 @@ async def help_(ctx: Context) -> None:
 async def human(ctx: Context) -> None:
     ctx.reply("OK — a person will answer here shortly.")
     ctx.handoff("user asked for a human")
+
+
+@bot.command("ask")
+async def ask(ctx: Context) -> None:
+    question = " ".join(ctx.args)
+    if not question:
+        ctx.reply("Usage: /ask <question>")
+        return
+    llm = ctx.integrations.get("llm")
+    if llm is None:
+        ctx.reply(ASSISTANT_DOWN)
+        return
+    try:
+        resp = await llm.post("/v1/answer", json={"question": question, "user": ctx.chat_key})
+        answer = resp.json().get("answer")
+    except (IntegrationError, ValueError):  # ValueError: a body that is not JSON
+        answer = None
+    ctx.reply(answer if isinstance(answer, str) and answer else ASSISTANT_DOWN)
 
 
 @bot.command("digest")

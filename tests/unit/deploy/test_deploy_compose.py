@@ -4,6 +4,7 @@ Prometheus targets) agrees with the code."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -122,10 +123,16 @@ def test_bots_file_is_mounted_and_points_at_the_sandbox() -> None:
     sandbox_port = Settings().sandbox_port
     assert bots and all(b.api_base_url == f"http://sandbox:{sandbox_port}" for b in bots.values())
     example = tomllib.loads((REPO_ROOT / "deploy" / "bots.example.toml").read_text())
-    compose = tomllib.loads((REPO_ROOT / "deploy" / "bots.compose.toml").read_text())
+    compose = _sandbox_as_localhost(tomllib.loads((REPO_ROOT / "deploy" / "bots.compose.toml").read_text()))
     strip = [{k: v for k, v in b.items() if k != "api_base_url"} for b in example["bots"]]
     assert strip == [{k: v for k, v in b.items() if k != "api_base_url"} for b in compose["bots"]], \
         "bots.compose.toml should be bots.example.toml with the sandbox's hostname"
+
+
+def _sandbox_as_localhost(doc: dict[str, Any]) -> dict[str, Any]:
+    """Integrations reach the sandbox's upstream by URL too: compare them with the hostname swapped."""
+    return json.loads(json.dumps(doc).replace(f"http://sandbox:{Settings().sandbox_port}/",
+                                              f"http://127.0.0.1:{Settings().sandbox_port}/"))
 
 
 def test_health_checks_probe_the_ports_the_services_listen_on() -> None:
