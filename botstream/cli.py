@@ -29,6 +29,7 @@ COMMANDS = {
     "sinks": "botstream.commands.sinks",
     "dlq": "botstream.commands.dlq",
     "lag": "botstream.commands.lag",
+    "demo": "botstream.commands.demo",
 }
 
 

@@ -147,6 +147,17 @@ def test_botstream_up_end_to_end(tmp_path: Path) -> None:
         secrets = [TG_SECRET, SLACK_SECRET, WA_SECRET, WA_VERIFY, *TOKENS.values()]
         leaked = [s for s in secrets if s in every_log]
         assert leaked == [], f"secrets in logs: {leaked}"
+        demo = subprocess.run([sys.executable, "-m", "botstream.cli", "demo", "--rate", "20", "--chats", "5",
+                               "--duration", "3"], env=env, capture_output=True, text=True, timeout=120)
+        assert demo.returncode == 0, demo.stderr[-3000:]
+        table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+                 for line in demo.stdout.splitlines() if line.startswith("| ") and "platform" not in line}
+        assert set(table) == {"telegram", "slack", "whatsapp"}, demo.stdout  # discord: only the demo key signs
+        for platform, (sent, _redelivered, acked, errors, delivered, _p50, _p99) in table.items():
+            assert int(acked) == int(sent) and int(errors) == 0, (platform, demo.stdout)
+            assert int(delivered) > 0, (platform, demo.stdout)
+        assert table["telegram"][6].endswith("ms"), demo.stdout  # echo replies carry the marker: latency known
+        print("\n" + demo.stdout.split("\n\n")[-1])
         family = descendants(up.pid)
         assert len(family) >= 5  # kafka, sandbox, streams, sinks, ingest
         up.send_signal(signal.SIGINT)
