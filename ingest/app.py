@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from botstream.bots import BotRegistry
+from botstream.tracing import span
 from ingest.asgi import (
     ClientDisconnected,
     Receive,
@@ -173,7 +174,8 @@ class IngestApp:
             return Answer(outcome.status, outcome.body, outcome.content_type.encode())
         if outcome.updates:
             traceparent = traceparent_from(headers.get("traceparent"))
-            await self.sink.produce_all(self._records(outcome.updates, platform, correlation_id, traceparent))
+            with span("ingest.webhook", traceparent, platform=platform, correlation_id=correlation_id):
+                await self.sink.produce_all(self._records(outcome.updates, platform, correlation_id, traceparent))
             self.metrics.produced(platform, bot.id, len(outcome.updates))
         return Answer(outcome.status, outcome.body, outcome.content_type.encode(), updates=len(outcome.updates))
 

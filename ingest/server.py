@@ -23,6 +23,7 @@ from botstream.bots import BotRegistry, load_bots_file
 from botstream.exceptions import ConfigError
 from botstream.logs import register_secrets, setup_logging
 from botstream.settings import Settings
+from botstream.tracing import configure as configure_tracing
 from ingest.app import Hook, IngestApp
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaSink, producer_config
@@ -103,6 +104,7 @@ def create_app() -> IngestApp:
     """uvicorn factory for worker processes: settings from the environment, like the parent's."""
     settings = Settings.from_env()
     setup_logging("ingest", settings.log_level, settings.log_format)
+    configure_tracing("ingest")
     app = build_app(settings, load_bots(settings))
     tune_for_serving()
     return app

@@ -19,6 +19,7 @@ from uvicorn.supervisors import Multiprocess
 
 from botstream.logs import setup_logging
 from botstream.settings import Settings
+from botstream.tracing import configure as configure_tracing
 from ingest.metrics import MULTIPROC_ENV
 from ingest.server import (
     APP_FACTORY,
@@ -33,6 +34,7 @@ from ingest.server import (
 def run_ingest(settings: Settings, *, host: str | None = None, port: int | None = None,
                workers: int | None = None) -> int:
     setup_logging("ingest", settings.log_level, settings.log_format)
+    configure_tracing("ingest")
     bots = load_bots(settings)
     bootstrap = bootstrap_servers(settings)
     host = host or settings.ingest_host

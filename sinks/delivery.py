@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from botstream.bots import BotConfig, BotRegistry
+from botstream.tracing import span
 from sinks import metrics
 from sinks.breaker import CircuitBreaker, counts_as_failure
 from sinks.budget import Budgets
@@ -145,6 +146,12 @@ class ReplyDeliverer:
     async def deliver(self, reply: Mapping[str, Any], *, generation: int, ledger: DeliveryLedger,
                       followers: Followers = tuple) -> Verdict:
         """Try to deliver `reply`; `followers` gives the chat's next replies (for coalescing)."""
+        with span("sinks.deliver", reply.get("traceparent"), reply_id=reply.get("reply_id"),
+                  correlation_id=reply.get("correlation_id")):
+            return await self._deliver(reply, generation=generation, ledger=ledger, followers=followers)
+
+    async def _deliver(self, reply: Mapping[str, Any], *, generation: int, ledger: DeliveryLedger,
+                       followers: Followers = tuple) -> Verdict:
         bot = self._bots.get(reply["bot_id"])
         if bot is None or bot.platform != reply["platform"]:
             return DeadLetter(dict(reply), f"no {reply['platform']} bot {reply['bot_id']!r} in the bots file",

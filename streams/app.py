@@ -26,6 +26,7 @@ from botstream.codec import codec_for
 from botstream.faust_app import add_metrics_page, faust_app, rocksdb_options
 from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
+from botstream.tracing import span
 from schemas.codec import Codec
 from schemas.errors import DecodeError
 from streams import metrics
@@ -106,7 +107,9 @@ class StreamsWorker:
             if control:
                 await self._control(update, control, headers, msg.offset)
             else:
-                await self.processor.process(update, msg.partition, msg.offset, headers)
+                with span("streams.update", update.get("traceparent"), chat_key=self._chat_of(event),
+                          correlation_id=update.get("correlation_id")):
+                    await self.processor.process(update, msg.partition, msg.offset, headers)
         except Exception as exc:  # noqa: BLE001 - our own bug: keep the record where people will see it
             log.exception("update could not be processed; quarantined",
                           extra={"correlation_id": update.get("correlation_id"), "chat_key": self._chat_of(event)})

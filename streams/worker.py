@@ -6,6 +6,7 @@ from botstream.bots import BotRegistry, load_bots_file
 from botstream.exceptions import ConfigError
 from botstream.logs import register_secrets, setup_logging
 from botstream.settings import Settings
+from botstream.tracing import configure as configure_tracing
 
 
 def load_bots(settings: Settings) -> BotRegistry:
@@ -22,6 +23,7 @@ def run_streams_worker(settings: Settings) -> int:
     from streams.app import StreamsWorker
 
     setup_logging("streams", settings.log_level, settings.log_format)
+    configure_tracing("streams")
     worker_app = StreamsWorker(settings, load_bots(settings))
     worker = Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
                     redirect_stdouts=False)
