@@ -32,9 +32,10 @@ class TopicSpec:
     chat_keyed: bool = True
     partitions: int | None = None  # None = settings.partitions
     max_message_bytes: int | None = None  # None = broker default (~1 MiB)
+    changelog: bool = False  # a Faust table's changelog: named "<prefix>-<app>-<table>-changelog"
 
     def name(self, settings: Settings) -> str:
-        return settings.topic(self.suffix)
+        return f"{settings.topic_prefix}-{self.suffix}" if self.changelog else settings.topic(self.suffix)
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,44 @@ def specs(settings: Settings) -> list[TopicSpec]:
     return out
 
 
+# The workers' RocksDB tables (app, table) -> cleanup. Declared here so `topics apply` creates their
+# changelogs up front: a changelog faust has just created can show 0 partitions in the metadata, and
+# faust then refuses every write to that table.
+SINKS_LEDGER_KEEP_MS = 8 * DAY_MS  # copies of a reply can arrive while the replies topics keep it (7 d)
+TABLES: dict[tuple[str, str], tuple[str, str]] = {
+    ("streams", "dedupe"): ("compact,delete", "platform update ids seen within the dedupe window"),
+    ("streams", "dedupe-index"): ("compact,delete", "the dedupe keys in time order, for explicit expiry"),
+    ("streams", "conversations"): ("compact", "chat key -> conversation state (the fold of messages)"),
+    ("sinks", "ledger"): ("compact,delete", "reply id -> delivered / dead-lettered (once per reply)"),
+    ("sinks", "chats"): ("compact", "chat key -> the reply it waits for in the retry chain"),
+    ("sinks", "held"): ("compact", "replies held behind their chat's reply in the retry chain"),
+}
+
+
+def changelog_configs(settings: Settings, app: str, table: str) -> dict[str, str]:
+    """`extra_topic_configs` of a table (the workers pass these, `topics apply` creates them)."""
+    cleanup, _ = TABLES[(app, table)]
+    configs = {"cleanup.policy": cleanup}
+    if app == "streams" and table.startswith("dedupe"):
+        configs["retention.ms"] = str(settings.dedupe_window_s * 1000 + DAY_MS)  # never resurrect expired keys
+    elif (app, table) == ("sinks", "ledger"):
+        configs["retention.ms"] = str(SINKS_LEDGER_KEEP_MS + DAY_MS)
+    return configs
+
+
+def changelog_specs(settings: Settings) -> list[TopicSpec]:
+    out = []
+    for (app, table), (cleanup, doc) in TABLES.items():
+        retention = changelog_configs(settings, app, table).get("retention.ms")
+        out.append(TopicSpec(f"{app}-{table}-changelog", "table key", "JSON", cleanup,
+                             int(retention) if retention else None, app, app, f"Changelog of the {table} table: {doc}.",
+                             changelog=True))
+    return out
+
+
 def catalog(settings: Settings) -> list[Topic]:
     topics = []
-    for spec in specs(settings):
+    for spec in specs(settings) + changelog_specs(settings):
         configs = {"cleanup.policy": spec.cleanup, "min.insync.replicas": str(settings.min_insync_replicas)}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
@@ -99,7 +135,7 @@ def markdown_table(settings: Settings) -> str:
     """The README's topic table (default prefix and partitions)."""
     rows = ["| topic | key | value (schema) | cleanup | retention | written by | read by | meaning |",
             "|---|---|---|---|---|---|---|---|"]
-    for spec in specs(settings):
+    for spec in specs(settings) + changelog_specs(settings):
         retention = f"{spec.retention_ms // DAY_MS} d" if spec.retention_ms else "forever"
         rows.append(f"| `{spec.name(settings)}` | {spec.key} | `{spec.value}` | {spec.cleanup} | {retention} | "
                     f"{spec.written_by} | {spec.read_by} | {spec.doc} |")

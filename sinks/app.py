@@ -45,7 +45,7 @@ from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
 from schemas.codec import Codec
 from schemas.errors import DecodeError
-from schemas.topics import retry_topic
+from schemas.topics import SINKS_LEDGER_KEEP_MS, changelog_configs, retry_topic
 from sinks import metrics
 from sinks.budget import Budgets
 from sinks.chatlocks import ChatLocks
@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MAX_CHATS = 100_000  # sleeping retry records cost a coroutine each, not a connection
 RETRY_MAX_IN_FLIGHT = 20_000
-LEDGER_KEEP_MS = 8 * 24 * 3600 * 1000  # replies and retry topics keep records 7 days
+LEDGER_KEEP_MS = SINKS_LEDGER_KEEP_MS  # replies and retry topics keep records 7 days
 SWEEP_EVERY_S = 60.0
 SWEEP_BATCH = 1000
 
@@ -108,13 +108,15 @@ class SinksWorker:
         self.quarantine_topic = _raw_topic(app, settings.topic("quarantine"))
 
         opts = rocksdb_options(settings)
-        ledger_cfg = {"cleanup.policy": "compact,delete", "retention.ms": str(LEDGER_KEEP_MS + 24 * 3600 * 1000)}
+        ledger_cfg = changelog_configs(settings, "sinks", "ledger")
         # key_type=bytes -> raw keys; no value_type -> JSON values (faust derives the changelog's codecs
         # from these, not from a Schema).
         self.ledger_table = app.Table("ledger", partitions=settings.partitions, key_type=bytes,
                                       extra_topic_configs=ledger_cfg, options=dict(opts))
-        self.chats_table = app.Table("chats", partitions=settings.partitions, key_type=bytes, options=dict(opts))
-        self.held_table = app.Table("held", partitions=settings.partitions, key_type=bytes, options=dict(opts))
+        self.chats_table = app.Table("chats", partitions=settings.partitions, key_type=bytes, options=dict(opts),
+                                     extra_topic_configs=changelog_configs(settings, "sinks", "chats"))
+        self.held_table = app.Table("held", partitions=settings.partitions, key_type=bytes, options=dict(opts),
+                                    extra_topic_configs=changelog_configs(settings, "sinks", "held"))
         self.ledger = DeliveryLedger(self.ledger_table)
         self.hold = HoldBack(self.chats_table, self.held_table)
 

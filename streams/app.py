@@ -29,6 +29,7 @@ from botstream.settings import Settings
 from botstream.tracing import span
 from schemas.codec import Codec
 from schemas.errors import DecodeError
+from schemas.topics import changelog_configs
 from streams import metrics
 from streams.handlers import Bot, JobContext, PlannedReply, load_bot
 from streams.integrations import IntegrationPool
@@ -54,16 +55,17 @@ class StreamsWorker:
         self.deliveries_topic = app.topic(topic("deliveries"), **raw)
         self.out = {name: app.topic(topic(name), **raw) for name in ("messages", "replies", "handoff")}
         self.quarantine_topic = app.topic(topic("quarantine"), **raw)
-        window_ms = int(settings.dedupe_window_s * 1000)
-        dedupe_cfg = {"cleanup.policy": "compact,delete", "retention.ms": str(window_ms + 24 * 3600 * 1000)}
+        dedupe_cfg = changelog_configs(settings, "streams", "dedupe")
         opts = rocksdb_options(settings)
         # faust derives a table's changelog (de)serializers from key_type/value_type — bytes means raw,
         # anything else json — and not from a Schema; a mismatch stalls changelog recovery for good.
         self.dedupe = app.Table("dedupe", partitions=settings.partitions, key_type=bytes,
                                 extra_topic_configs=dedupe_cfg, options=dict(opts))
         self.dedupe_index = app.Table("dedupe-index", partitions=settings.partitions, key_type=bytes,
-                                      value_type=bytes, extra_topic_configs=dedupe_cfg, options=dict(opts))
+                                      value_type=bytes, extra_topic_configs=changelog_configs(
+                                          settings, "streams", "dedupe-index"), options=dict(opts))
         self.conversations = app.Table("conversations", partitions=settings.partitions, key_type=bytes,
+                                       extra_topic_configs=changelog_configs(settings, "streams", "conversations"),
                                        options=dict(opts))
         self.handlers = handlers if handlers is not None else load_handlers(bots, load_bot)
         self.integrations = IntegrationPool(bots.values())  # one client and one set of guards per process

@@ -38,8 +38,10 @@ def test_apply_is_idempotent_and_aligns_configs(test_settings: Settings, kafka_b
     assert third.updated == {} and len(third.unchanged) == len(catalog(test_settings))
     rows = {r["topic"]: r for r in list_catalog(test_settings, kafka_bootstrap)}
     assert rows[test_settings.topic("updates")]["cluster_partitions"] == test_settings.partitions
-    dedupe_cleanup = {t.name: t.configs["cleanup.policy"] for t in catalog(test_settings)}
-    assert set(dedupe_cleanup.values()) == {"delete"}
+    cleanup = {t.name: t.configs["cleanup.policy"] for t in catalog(test_settings)}
+    assert cleanup[f"{test_settings.topic_prefix}-streams-dedupe-changelog"] == "compact,delete"
+    assert cleanup[f"{test_settings.topic_prefix}-streams-conversations-changelog"] == "compact"
+    assert cleanup[test_settings.topic("updates")] == "delete"
 
 
 def test_partition_counts_are_never_changed_silently(test_settings: Settings, kafka_bootstrap: str) -> None:
