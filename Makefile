@@ -12,12 +12,13 @@ PYTEST_ARGS ?=
 PROMTOOL ?= promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test unit integration bench lint jars clean help tools
+.PHONY: run test unit integration bench faults lint jars clean help tools
 
 help:
 	@echo "make run    start the local stack (embedded Kafka + pipeline) in the foreground"
 	@echo "make test   install what is needed and run the whole test suite"
 	@echo "make bench  run the benchmarks (bench/), printing ratios against baselines"
+	@echo "make faults fault scenarios on the whole pipeline (kill -9, retry storm, sandbox and broker faults)"
 	@echo "make lint   ruff + mypy"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +51,9 @@ integration: $(STAMP) jars
 
 bench: $(STAMP) jars
 	$(PY) -m bench
+
+faults: $(STAMP) jars
+	$(PY) -m pytest tests/e2e/faults -m faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -66,6 +66,9 @@ class Supervisor:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _monitor: threading.Thread | None = None
     _closing: bool = False
+    # PR_SET_PDEATHSIG fires when the *thread* that spawned a child exits: the watch thread, which spawns
+    # restarts, must outlive every child it started, so it runs until stop_all has finished.
+    _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self, spec: ChildSpec) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,11 +108,10 @@ class Supervisor:
 
     def _watch(self) -> None:
         history: dict[str, list[float]] = {}
-        while not self._closing:
-            time.sleep(0.5)
+        while not self._stopped.wait(0.5):
             for child in list(self.children):
                 with self._lock:
-                    if self._closing or child.stopping or child.alive():
+                    if self._closing or self.failed.is_set() or child.stopping or child.alive():
                         continue
                     code = child.proc.returncode if child.proc else None
                     now = time.monotonic()
@@ -117,8 +119,8 @@ class Supervisor:
                     if len(recent) >= self.max_restarts:
                         self.on_event(f"{child.spec.name} died (exit {code}) {len(recent) + 1} times within "
                                       f"{self.restart_window_s:.0f}s; giving up (log: {child.log_file})")
-                        self.failed.set()
-                        return
+                        self.failed.set()  # keep this thread alive: it is the parent of what it restarted
+                        continue
                     recent.append(now)
                     history[child.spec.name] = recent
                     child.restarts += 1
@@ -154,3 +156,4 @@ class Supervisor:
                 t.start()
             for t in threads:
                 t.join()
+        self._stopped.set()

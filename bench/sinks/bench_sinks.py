@@ -363,12 +363,12 @@ def main(argv: list[str] | None = None) -> int:
             if "c" in only:
                 figures.append(latency(env, args.chats, args.latency_seconds))
                 print(json.dumps(figures[-1]), flush=True)
-    print()
-    for f in figures:
-        print(f"{f.pop('scenario')}")
-        print("    " + ", ".join(f"{k}={v}" for k, v in f.items()))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
+    print()
+    for f in figures:
+        print(f["scenario"])
+        print("    " + ", ".join(f"{k}={v}" for k, v in f.items() if k != "scenario"))
     return 0
 
 

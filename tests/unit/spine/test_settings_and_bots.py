@@ -99,3 +99,9 @@ def test_cluster_ids_never_start_with_a_dash() -> None:
     plain = mock.Mock(bytes=b"\x00" * 16)
     with mock.patch("botstream.embedded_kafka.uuid.uuid4", side_effect=[dashed, plain]):
         assert random_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_the_faust_workers_can_read_ingests_lz4_records() -> None:
+    from aiokafka.codec import has_lz4
+
+    assert has_lz4(), "aiokafka needs cramjam to decompress lz4 (ingest compresses with it)"

@@ -1,0 +1,74 @@
+"""Fill the dedupe tables' changelogs directly, in the format the streams worker writes them.
+
+`dedupe`: key `platform:bot:update_id` (raw bytes), value JSON `{"p": partition, "o": offset, "t": ms}`
+(faust serialises a table without `value_type` as JSON). `dedupe-index`: key `<13-digit ms>|<dedupe key>`,
+value empty bytes (faust writes `bytes` values raw). Records go to partition `i % partitions`: a
+recovery measurement does not care which chat a key belongs to, only how many records it reads.
+The topics are created first with the worker's own configuration (`compact,delete`, retention beyond
+the dedupe window), so faust finds them declared as it would have declared them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from botstream.settings import Settings
+from streams.dedupe import expiry_index_key
+
+TABLES = ("dedupe", "dedupe-index")
+ALL_TABLES = (*TABLES, "conversations")
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """faust names a changelog `<app id>-<table>-changelog`; the worker's app id is `<prefix>-streams`."""
+    return f"{settings.topic_prefix}-streams-{table}-changelog"
+
+
+def create_changelogs(settings: Settings, bootstrap: str, tables: tuple[str, ...] = ALL_TABLES) -> None:
+    """Declare the tables' changelogs before a worker starts, as StreamsWorker would declare them.
+
+    Left to the worker, a changelog created at start-up can be missing from the consumer's metadata
+    snapshot; faust then raises PartitionsMismatch on every write to that table until the metadata is
+    refreshed, and the worker quarantines every update (see the report of bench/streams).
+    """
+    retention_ms = int(settings.dedupe_window_s * 1000) + 24 * 3600 * 1000
+    dedupe = {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([
+        NewTopic(changelog_topic(settings, t), settings.partitions, settings.replication_factor,
+                 config=dedupe if t in TABLES else {"cleanup.policy": "compact"})
+        for t in tables])
+    for fut in futures.values():
+        fut.result(30)
+
+
+def fill_dedupe(settings: Settings, bootstrap: str, keys: int, *, with_index: bool) -> float:
+    """Produce `keys` dedupe entries (and their index entries); returns the seconds it took."""
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
+                  "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000, "log_level": 2})
+    dedupe, index = changelog_topic(settings, "dedupe"), changelog_topic(settings, "dedupe-index")
+    parts = settings.partitions
+    now = int(time.time() * 1000)
+    started = time.perf_counter()
+    for i in range(keys):
+        partition = i % parts
+        key = b"telegram:echo:%d" % (700_000_000 + i)
+        seen_ms = now - (keys - i)  # distinct, ascending, well inside the window
+        _produce(p, dedupe, partition, key, b'{"p": %d, "o": %d, "t": %d}' % (partition, i // parts, seen_ms))
+        if with_index:
+            _produce(p, index, partition, expiry_index_key(seen_ms, key), b"")
+    if p.flush(120):
+        raise RuntimeError("changelog records not acknowledged")
+    return time.perf_counter() - started
+
+
+def _produce(p: Producer, topic: str, partition: int, key: bytes, value: bytes) -> None:
+    while True:
+        try:
+            p.produce(topic, key=key, value=value, partition=partition)
+            return
+        except BufferError:
+            p.poll(0.05)
