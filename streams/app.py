@@ -157,7 +157,7 @@ class StreamsWorker:
         event = {"event_id": stable_id("delivery", result["reply_id"], outcome), "causation_id": result["reply_id"],
                  "correlation_id": result.get("correlation_id") or "", "chat_key": result["chat_key"],
                  "at_ms": result["at_ms"], "payload": payload}
-        await self._emit("messages", result["chat_key"], event, headers)
+        await self._emit_durable("messages", result["chat_key"], event, headers)
         self.processor.record_external(event)
 
     # -- control updates (handoff release, scheduled sends): ordered with the chat's updates -------------
@@ -168,22 +168,25 @@ class StreamsWorker:
                 "correlation_id": update.get("correlation_id") or "", "chat_key": chat, "at_ms": now}
         if control == "handoff_release":
             event = {**base, "payload": {"type": "HandoffReleased", "by": update.get("user_id")}}
-            await self._emit("messages", chat, event, headers)
+            await self._emit_durable("messages", chat, event, headers)
             self.processor.record_external(event)
         elif control == "job_send" and update.get("text"):
             synthetic = {**update, "kind": "other"}
             reply = self.processor.build_reply(synthetic, chat, 0, PlannedReply(text=update["text"]), offset)
             event = {**base, "payload": {"type": "ReplyPlanned", "reply_id": reply["reply_id"], "kind": "text",
                                          "text": reply["text"], "chat_seq": reply["chat_seq"]}}
-            await self._emit("messages", chat, event, headers)
-            await self._emit("replies", chat, reply, headers)
+            acks = [await self._emit("messages", chat, event, headers), await self._emit("replies", chat, reply, headers)]
+            await asyncio.gather(*acks)
             self.processor.record_external(event)
 
     # -- output ----------------------------------------------------------------------------------------
-    async def _emit(self, stream: str, key: str, record: dict[str, Any], headers: dict[str, bytes]) -> None:
+    async def _emit(self, stream: str, key: str, record: dict[str, Any], headers: dict[str, bytes]) -> Any:
+        """Enqueue a record (in call order) and return the future of its acknowledgement."""
         value = self.codec.encode(RECORD_OF[stream], record)
-        fut = await self.out[stream].send(key=key.encode(), value=value, headers=_out_headers(headers, record))
-        await fut  # durable before the update's offset can be acknowledged
+        return await self.out[stream].send(key=key.encode(), value=value, headers=_out_headers(headers, record))
+
+    async def _emit_durable(self, stream: str, key: str, record: dict[str, Any], headers: dict[str, bytes]) -> None:
+        await (await self._emit(stream, key, record, headers))
 
     async def _quarantine(self, exc: DecodeError, stage: str) -> None:
         metrics.QUARANTINED.labels(stage, exc.topic or "").inc()

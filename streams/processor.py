@@ -28,8 +28,9 @@ from streams.integrations import IntegrationPool
 
 log = logging.getLogger(__name__)
 
-# (stream name: "replies" | "messages" | "handoff", key, record, headers) -> awaitable delivery
-Emit = Callable[[str, str, dict[str, Any], dict[str, bytes]], Awaitable[None]]
+# (stream name: "replies" | "messages" | "handoff", key, record, headers): enqueues the record in order
+# and returns what to await for the broker's acknowledgement (None when it is already durable).
+Emit = Callable[[str, str, dict[str, Any], dict[str, bytes]], Awaitable[Awaitable[Any] | None]]
 SEQ_STRIDE = 1000  # chat_seq = offset * SEQ_STRIDE + index: increasing per chat, same on reprocessing
 
 
@@ -94,9 +95,8 @@ class UpdateProcessor:
         events = [self._event(update, 0, "UpdateAccepted", update_id=update["update_id"], kind=update["kind"],
                               user_id=update.get("user_id"), text=update.get("text"), locale=update.get("locale"))]
         if state["handoff"]:
-            await self.emit("handoff", chat, update, headers)
             outcome = Outcome("handoff", events=events)
-            await self._commit(chat, state, outcome, headers)
+            await self._commit(chat, state, outcome, headers, [await self.emit("handoff", chat, update, headers)])
             metrics.UPDATES.labels(*labels, "handoff").inc()
             return outcome
 
@@ -154,12 +154,21 @@ class UpdateProcessor:
                             "update_id": update["update_id"], "bot": update["bot_id"]})
         return outcome
 
-    async def _commit(self, chat: str, state: ConversationState, outcome: Outcome, headers: dict[str, bytes]) -> None:
-        """Events first (the log is the truth), then replies in order, then the table (a cache of the fold)."""
+    async def _commit(self, chat: str, state: ConversationState, outcome: Outcome, headers: dict[str, bytes],
+                      pending: list[Awaitable[Any] | None] | None = None) -> None:
+        """Events first (the log is the truth), then replies in order, then the table (a cache of the fold).
+
+        Records are enqueued one after another (so they keep their order on the chat's partition) and their
+        acknowledgements awaited together: one broker round trip per update instead of one per record.
+        """
+        pending = list(pending or [])
         for event in outcome.events:
-            await self.emit("messages", chat, event, headers)
+            pending.append(await self.emit("messages", chat, event, headers))
         for reply in outcome.replies:
-            await self.emit("replies", chat, reply, headers)
+            pending.append(await self.emit("replies", chat, reply, headers))
+        acks = [p for p in pending if p is not None]
+        if acks:
+            await asyncio.gather(*acks)  # durable before the update's offset can be acknowledged
         for event in outcome.events:
             state = apply(state, event)
         self.conversations[chat.encode()] = state
