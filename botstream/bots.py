@@ -426,3 +426,15 @@ def _table_line_finder(text: str, start: int, end: int) -> Callable[[tuple[str, 
                 return n
         return start
     return line_of
+
+
+def load_service_bots(settings: Any) -> BotRegistry:
+    """The bots a service process serves: `BOTSTREAM_BOTS_FILE`, loaded, and its secrets registered
+    for masking in every log line (a last line of defence; code does not log them)."""
+    from botstream.logs import register_secrets
+
+    if settings.bots_file is None:
+        raise ConfigError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")
+    bots = load_bots_file(settings.bots_file)
+    register_secrets(bots.all_secrets())
+    return bots

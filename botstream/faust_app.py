@@ -52,3 +52,21 @@ async def metrics_page(view: Any, request: Any) -> Any:
 
 def add_metrics_page(app: faust.App) -> None:
     app.page("/metrics")(metrics_page)
+
+
+def run_faust_worker(service: str, settings: Settings, build: Any) -> int:
+    """Run one Faust worker process: our JSON logs and tracing, then faust's worker lifecycle (signals,
+    graceful stop). `build(settings, bots)` returns an object with the `.app` to run."""
+    from faust.worker import Worker
+
+    from botstream.bots import load_service_bots
+    from botstream.logs import setup_logging
+    from botstream.tracing import configure as configure_tracing
+
+    setup_logging(service, settings.log_level, settings.log_format)
+    configure_tracing(service)
+    worker_app = build(settings, load_service_bots(settings))
+    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
+                    redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

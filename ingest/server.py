@@ -19,9 +19,8 @@ from typing import Any
 
 import uvicorn
 
-from botstream.bots import BotRegistry, load_bots_file
-from botstream.exceptions import ConfigError
-from botstream.logs import register_secrets, setup_logging
+from botstream.bots import BotRegistry, load_service_bots
+from botstream.logs import setup_logging
 from botstream.settings import Settings
 from botstream.tracing import configure as configure_tracing
 from ingest.app import Hook, IngestApp
@@ -36,11 +35,7 @@ KEEP_ALIVE_S = 65  # longer than common load-balancer idle timeouts (60 s), so t
 
 def load_bots(settings: Settings) -> BotRegistry:
     """The bots file, with every credential registered for masking before anything is logged."""
-    if settings.bots_file is None:
-        raise ConfigError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")
-    bots = load_bots_file(settings.bots_file)
-    register_secrets(bots.all_secrets())
-    return bots
+    return load_service_bots(settings)
 
 
 def bootstrap_servers(settings: Settings) -> str:

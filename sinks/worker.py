@@ -1,31 +1,12 @@
-"""`botstream sinks`: run one sinks worker process (Faust worker lifecycle, our JSON logging)."""
+"""`botstream sinks`: run one sinks worker process."""
 
 from __future__ import annotations
 
-from botstream.bots import BotRegistry, load_bots_file
-from botstream.exceptions import ConfigError
-from botstream.logs import register_secrets, setup_logging
+from botstream.faust_app import run_faust_worker
 from botstream.settings import Settings
-from botstream.tracing import configure as configure_tracing
-
-
-def load_bots(settings: Settings) -> BotRegistry:
-    if settings.bots_file is None:
-        raise ConfigError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")
-    bots = load_bots_file(settings.bots_file)
-    register_secrets(bots.all_secrets())  # masked in every log line, as a last line of defence
-    return bots
 
 
 def run_sinks_worker(settings: Settings) -> int:
-    from faust.worker import Worker
-
     from sinks.app import SinksWorker
 
-    setup_logging("sinks", settings.log_level, settings.log_format)
-    configure_tracing("sinks")
-    worker_app = SinksWorker(settings, load_bots(settings))
-    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
-                    redirect_stdouts=False)
-    worker.execute_from_commandline()
-    return 0
+    return run_faust_worker("sinks", settings, SinksWorker)
