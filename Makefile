@@ -41,7 +41,7 @@ run: $(STAMP) jars
 	$(BOTSTREAM) up
 
 test: $(STAMP) jars tools
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not faults" $(PYTEST_ARGS)
 
 unit: $(STAMP) tools
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

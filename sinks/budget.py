@@ -1,12 +1,14 @@
 """Each bot's send budget on this worker: its limiter, with a jitter margin and its partition share.
 
-Margin. The limiter decides when a request may leave; the platform counts when it arrives. Arrival
-delays vary (a fresh TCP connection, the receiver's event loop), so a sender running exactly at a
-per-chat limit sees a later request overtake the delay of an earlier one and gets a 429 it did
-nothing to deserve. Per-chat rates therefore run `CHAT_MARGIN` below the documented limit (50 ms
-of slack at 1 msg/s) and windowed group limits one message short. The bot-wide budget needs no
-margin: our bot bucket's burst is 0.2 s of its rate, far below what the platforms tolerate, so the
-platform's bucket always has tokens to spare for jitter.
+Arrival jitter. The limiter decides when a request may leave; the platform counts when it arrives.
+A chat's bucket that was full when a request left would refill from that moment, the platform's
+only from the (later) arrival, so a sender pacing exactly at a per-chat limit gets a 429 it did
+nothing to deserve. The sender therefore re-dates each chat's take to when the response came
+(`BotLimiter.settle`), which the arrival cannot be later than. On top of that, per-chat rates run
+`CHAT_MARGIN` below the documented limit and windowed group limits one message short, for clock
+granularity and the platforms' own rounding. The bot-wide budget needs neither: our bot bucket's
+burst is 0.2 s of its rate, far below what the platforms tolerate, so the platform's bucket always
+has tokens to spare for jitter.
 
 Share. A bot's global budget is one number for all sink workers; each worker owns some partitions
 of `replies`, chats hash evenly over partitions, so a worker owning k of n partitions gets k/n of

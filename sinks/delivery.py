@@ -188,6 +188,7 @@ class ReplyDeliverer:
                 return self._after_failure(current, Retryable(f"circuit open for bot {bot.id}"),
                                            min_delay_s=breaker.retry_in(now))
             result = await self._sender.send(bot.platform, request)
+            limiter.settle(chat, self._clock())
             metrics.SEND_SECONDS.labels(bot.platform, bot.id).observe(result.seconds)
             status: int | None = None
             outcome: Outcome

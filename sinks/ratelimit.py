@@ -79,6 +79,19 @@ class TokenBucket:
         self._advance(now)
         self._tokens -= n
 
+    def settle(self, now: float, n: float = 1.0) -> None:
+        """The last `n` tokens, taken when a request left, count as taken at `now` instead.
+
+        The platform counts a send when it arrives, anywhere between leaving and its response. A bucket
+        that was full when the request left refills from the moment of leaving, the platform's from
+        the later arrival: the difference is the one thing that lets a sender pacing exactly at the
+        limit overrun it. Re-dating the take to the response (which the arrival cannot be later than)
+        keeps this bucket at or below the platform's: delaying a take never leaves more tokens, since
+        min(burst, x + n) - n <= min(burst, x).
+        """
+        self._advance(now)
+        self._tokens = min(self._tokens, self._burst - n)
+
     def pause_until(self, t: float) -> None:
         if t > self._paused_until:
             self._paused_until = t
@@ -150,6 +163,11 @@ class SlidingWindow:
     def take(self, now: float, n: float = 1.0) -> None:
         at = max(now, self._stamps[-1]) if self._stamps else now
         self._stamps.extend([at] * int(n))
+
+    def settle(self, now: float, n: float = 1.0) -> None:
+        """Re-date the last `n` sends to `now`, when their response came (see `TokenBucket.settle`)."""
+        for i in range(1, min(int(n), len(self._stamps)) + 1):
+            self._stamps[-i] = max(self._stamps[-i], now)
 
     def pause_until(self, t: float) -> None:
         self._paused_until = max(self._paused_until, t)
@@ -301,6 +319,20 @@ class BotLimiter:
         for lim in limiters:
             lim.take(now)
         return 0.0
+
+    def settle(self, chat_key: str, now: float) -> None:
+        """The chat's last reserved send has reached the platform by `now` (its response is back).
+
+        Only the chat's own limiters are re-dated: a chat sends one request at a time, so its last
+        take is this send's. The bot-wide bucket has many sends in flight and keeps a burst far below
+        the platform's, which absorbs the arrival jitter instead.
+        """
+        state = self._chats.get(chat_key)
+        if state is None:
+            return
+        for lim in (state.bucket, state.group, state.route):
+            if isinstance(lim, (TokenBucket, SlidingWindow)):
+                lim.settle(now)
 
     def on_wait(self, outcome: Wait, chat_key: str, now: float) -> None:
         """Pause what the 429 concerns, and only that: a chat's 429 leaves the bot's other chats flowing."""

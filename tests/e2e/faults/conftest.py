@@ -1,6 +1,6 @@
 """The fault suite runs only when asked for (`make faults`: `pytest tests/e2e/faults -m faults`, or
-BOTSTREAM_FAULTS=1): it takes several minutes of a whole pipeline per scenario, so `make test`,
-which collects every folder under tests/, skips it."""
+BOTSTREAM_FAULTS=1): it takes several minutes of a whole pipeline per scenario, so `make test`
+deselects it (`-m "not faults"`); a bare `pytest` skips it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "faults" in (config.getoption("-m") or "") or os.environ.get("BOTSTREAM_FAULTS") == "1":
-        return
+        return  # `-m faults` selects them, `-m "not faults"` (make test) deselects them: pytest decides
     skip = pytest.mark.skip(reason="fault suite: run it with `make faults` (pytest tests/e2e/faults -m faults)")
     for item in items:
         if "faults" in item.keywords:

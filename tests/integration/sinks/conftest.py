@@ -112,3 +112,4 @@ def rig(test_settings: Settings, kafka_bootstrap: str, tmp_path: Path, processes
     yield r
     for reader in r.readers:
         reader.close()
+    r._producer = None  # destroyed now, not after the session's broker is gone (it would log refusals)

@@ -314,3 +314,93 @@ def test_never_more_than_rate_times_t_plus_burst(
     assert within([t for t, _ in granted], limits.global_per_second, limits.global_burst)
     for chat in {c for _, c in granted}:
         assert within([t for t, c in granted if c == chat], chat_rate, 2)
+
+
+class TestSettle:
+    """A send counts at the platform when it arrives, not when it leaves: `settle` re-dates the take."""
+
+    def test_full_bucket_refills_from_the_response_not_from_leaving(self) -> None:
+        bucket = TokenBucket(rate_per_s=1.0, burst=3)
+        bucket.take(0.0)
+        bucket.settle(0.2)  # arrived (at the latest) 0.2 s after leaving: the platform's bucket was full till then
+        bucket.take(0.2)
+        bucket.take(0.2)
+        assert bucket.wait(1.0) == pytest.approx(0.2)  # without settle it would be 0.0: one token early
+
+    def test_settle_of_a_bucket_with_room_changes_nothing(self) -> None:
+        settled, plain = TokenBucket(1.0, 3), TokenBucket(1.0, 3)
+        for b in (settled, plain):
+            for _ in range(3):
+                b.take(0.0)
+            b.take(1.0)
+        settled.settle(1.3)
+        assert settled.wait(1.5) == pytest.approx(plain.wait(1.5))
+
+    def test_window_stamp_moves_to_the_response(self) -> None:
+        window = SlidingWindow(limit=2, window_s=10.0)
+        window.take(0.0)
+        window.take(1.0)
+        window.settle(1.5)
+        assert window.wait(10.5) == pytest.approx(0.0)  # the first send has left the window
+        assert window.wait(10.0) == pytest.approx(0.0)
+        window.take(10.5)
+        assert window.wait(10.5) == pytest.approx(1.0)  # the second counts from 1.5, not 1.0
+
+    def test_settle_of_an_unknown_chat_is_harmless(self) -> None:
+        limiter = BotLimiter.for_bot(make_bot("telegram"))
+        limiter.settle("telegram:b1:42", 5.0)
+        assert limiter.reserve("telegram:b1:42", "private", 5.0) == 0.0
+
+
+def platform_refusals(platform_bucket, platform_window, delays: list[tuple[float, float]],
+                      chat_type: str, settle: bool) -> int:
+    """One chat sending one request at a time as fast as the shipped limiter allows (with its margin,
+    which alone covers delays up to 50 ms), each request arriving `arrive` s after leaving and
+    answered `answer` s later; counts the sandbox's refusals."""
+    from sinks.budget import with_margin
+    from sinks.limits_defaults import DEFAULT_LIMITS as defaults
+
+    limiter = BotLimiter("telegram", with_margin(defaults["telegram"]))
+    key = "telegram:b1:-100" if chat_type == "group" else "telegram:b1:100"
+    now, refused = 0.0, 0
+    for arrive, answer in delays:
+        while (wait := limiter.reserve(key, chat_type, now)) > 0.0:
+            now += wait
+        at = now + arrive
+        lims = [platform_bucket] + ([platform_window] if platform_window is not None else [])
+        if any(lim.wait(at) > 0.0 for lim in lims):
+            refused += 1
+        else:
+            for lim in lims:
+                lim.take(at)
+        now = at + answer
+        if settle:
+            limiter.settle(key, now)
+    return refused
+
+
+def test_a_slow_first_arrival_trips_a_limiter_that_does_not_settle() -> None:
+    """The failure `settle` exists for: the burst's first request arrives late, the platform's bucket
+    was full (its refill wasted) until then, and a sender refilling from the moment of leaving is one
+    token ahead of the platform a second later."""
+    from sandbox.limits import TokenBucket as PlatformBucket
+
+    delays = [(0.2, 0.001)] + [(0.001, 0.001)] * 5
+    assert platform_refusals(PlatformBucket(1.0, 3), None, delays, "private", settle=False) >= 1
+    assert platform_refusals(PlatformBucket(1.0, 3), None, delays, "private", settle=True) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.0, max_value=0.5), st.floats(min_value=0.0, max_value=0.2)),
+                min_size=1, max_size=60),
+       st.sampled_from(["private", "group"]))
+def test_a_settling_sender_never_trips_the_sandbox_limits_whatever_the_delays(
+    delays: list[tuple[float, float]], chat_type: str,
+) -> None:
+    """Against the sandbox's own Telegram per-chat bucket and group window, arrival delays up to 10x
+    the margin's worth."""
+    from sandbox.limits import SlidingWindowLog
+    from sandbox.limits import TokenBucket as PlatformBucket
+
+    window = SlidingWindowLog(20, 60.0) if chat_type == "group" else None
+    assert platform_refusals(PlatformBucket(1.0, 3), window, delays, chat_type, settle=True) == 0
