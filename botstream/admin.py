@@ -8,6 +8,7 @@ on request); a topic with more partitions than the catalog cannot be shrunk and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -77,7 +78,7 @@ def apply_topics(admin: AdminClient, topics: list[Topic], *, grow: bool = False,
     return report
 
 
-def _reconcile(admin: AdminClient, topics: list[Topic], existing: dict[str, object], report: ApplyReport,
+def _reconcile(admin: AdminClient, topics: list[Topic], existing: Mapping[str, object], report: ApplyReport,
                grow: bool, timeout: float) -> None:
     resources = [ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in topics]
     described = admin.describe_configs(resources, request_timeout=timeout)

@@ -30,6 +30,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from botstream.exceptions import (
     BrokerStartError,
@@ -298,9 +299,9 @@ class EmbeddedKafka:
     def state_file(self) -> Path:
         return self.home / "cluster.json"
 
-    def _read_state(self) -> dict[str, object] | None:
+    def _read_state(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.state_file.read_text())  # type: ignore[no-any-return]
+            return json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return None
 
@@ -407,8 +408,9 @@ class EmbeddedKafka:
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + timeout
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000,
-                             "log_level": 0, "logger": _quiet_logger()})
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000,
+                                 "log_level": 0, "logger": _quiet_logger()}
+        admin = AdminClient(conf)
         last = "no answer"
         while time.monotonic() < deadline:
             for node in self.nodes:

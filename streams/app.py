@@ -50,7 +50,7 @@ class StreamsWorker:
         self.codec = codec or codec_for(settings)
         self.app = app = faust_app(settings, f"{settings.topic_prefix}-streams", settings.streams_web_port, "streams")
         topic = settings.topic
-        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
         self.updates_topic = app.topic(topic("updates"), **raw)
         self.deliveries_topic = app.topic(topic("deliveries"), **raw)
         self.out = {name: app.topic(topic(name), **raw) for name in ("messages", "replies", "handoff")}
@@ -79,15 +79,16 @@ class StreamsWorker:
         self._last_sweep: dict[int, float] = {}
         app.agent(self.updates_topic, name=f"{settings.topic_prefix}-updates")(self._updates_agent)
         app.agent(self.deliveries_topic, name=f"{settings.topic_prefix}-deliveries")(self._deliveries_agent)
-        app.on_partitions_revoked.connect(self._on_revoked)
-        app.on_before_shutdown.connect(self._on_shutdown)
+        # faust calls these as (sender, *args, signal=..., **kwargs); its stubs want `signal` named
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         add_metrics_page(app)
         self._register_jobs()
 
     # -- agents --------------------------------------------------------------------------------------
     async def _updates_agent(self, stream: faust.StreamT[bytes]) -> None:
         try:
-            async for event in stream.noack().events():
+            async for event in stream.noack().events():  # type: ignore[attr-defined]  # Stream, not StreamT
                 await self.scheduler.submit(event)
                 metrics.IN_FLIGHT.set(self.scheduler.in_flight)
         except asyncio.CancelledError:

@@ -39,7 +39,7 @@ def payload_type(event: dict[str, Any]) -> str:
 
 
 def payload_body(event: dict[str, Any]) -> dict[str, Any]:
-    return event["payload"]  # type: ignore[no-any-return]
+    return event["payload"]
 
 
 def apply(state: ConversationState | None, event: dict[str, Any]) -> ConversationState:

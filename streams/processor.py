@@ -180,7 +180,7 @@ class UpdateProcessor:
 
     def _state(self, chat: str) -> ConversationState:
         value = self.conversations.get(chat.encode())
-        return value if value is not None else initial_state(chat)  # type: ignore[return-value]
+        return value if value is not None else initial_state(chat)
 
     def _event(self, update: dict[str, Any], index: int, event_type: str, **payload: Any) -> dict[str, Any]:
         return {

@@ -61,19 +61,21 @@ def fold_messages(settings: Settings, bootstrap: str, start: str = "beginning",
         deadline = time.monotonic() + 600
         while done != live and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=1.0):
-                if msg.error():
-                    if msg.error().code() == -191:  # _PARTITION_EOF
-                        done.add(msg.partition())
+                error, partition, offset = msg.error(), msg.partition(), msg.offset()
+                assert partition is not None  # set on every consumed message and partition event
+                if error is not None:
+                    if error.code() == -191:  # _PARTITION_EOF
+                        done.add(partition)
                     continue
-                if msg.offset() >= ends[msg.partition()] - 1:
-                    done.add(msg.partition())
+                if offset is not None and offset >= ends[partition] - 1:
+                    done.add(partition)
                 try:
-                    event = codec.decode("conversation_event", msg.value())
+                    event = codec.decode("conversation_event", msg.value() or b"")
                 except DecodeError:
                     continue  # quarantined by whoever wrote it; not part of any chat's history
                 chat = event["chat_key"]
                 states[chat] = apply(states.get(chat), event)
-                partition_of[chat] = msg.partition()
+                partition_of[chat] = partition
                 folded += 1
         return states, partition_of, folded
     finally:

@@ -9,7 +9,7 @@ from botstream.cli import print_json
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="show the effective configuration")
     s = p.add_subparsers(dest="action", required=True)
     s.add_parser("show", help="settings and bots (secrets masked)").set_defaults(func=cmd_show)

@@ -10,7 +10,7 @@ from botstream.bots import load_bots_file
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="drive signed synthetic webhooks (all platforms) into a running `botstream up`")
     p.add_argument("--rate", type=float, default=20.0, help="webhooks per second (default 20)")
     p.add_argument("--chats", type=int, default=50, help="distinct chats per bot (default 50)")

@@ -9,7 +9,7 @@ from botstream.embedded_kafka import EmbeddedKafka, ensure_jars, kafka_for
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kafka", help="run the embedded single-node Kafka (no Docker needed)")
     s = p.add_subparsers(dest="action", required=True)
     up = s.add_parser("up", help="start the broker and wait until it answers metadata requests")
@@ -24,11 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_parser("jars", help="fetch the broker's jars through Maven (once)").set_defaults(func=cmd_jars)
 
 
-def _kafka(settings: Settings, args: argparse.Namespace, **kw: bool) -> EmbeddedKafka:
+def _kafka(settings: Settings, args: argparse.Namespace, *, tie_to_parent: bool = False) -> EmbeddedKafka:
     return EmbeddedKafka(settings.data_dir / "kafka", port=getattr(args, "port", None) or settings.kafka_port,
                          nodes=getattr(args, "nodes", 1),
                          heap=settings.kafka_heap, cache_dir=settings.cache_dir,
-                         pick_free_port=getattr(args, "free_port", False), **kw)
+                         pick_free_port=getattr(args, "free_port", False), tie_to_parent=tie_to_parent)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,7 +7,7 @@ import argparse
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sandbox", help="serve the platform sandbox (Telegram/Slack/Discord/WhatsApp send APIs)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, help="default BOTSTREAM_SANDBOX_PORT (8090)")

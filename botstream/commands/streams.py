@@ -10,7 +10,7 @@ from botstream.cli import print_json
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("streams", help="run a streams worker (dedupe, conversation state, handlers)")
     p.add_argument("--web-port", type=int, help="Faust web port (default BOTSTREAM_STREAMS_WEB_PORT)")
     p.add_argument("--data-dir", type=Path, help="RocksDB and worker state (default BOTSTREAM_DATA_DIR)")

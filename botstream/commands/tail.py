@@ -13,7 +13,7 @@ from typing import Any
 from botstream.settings import Settings
 
 
-def add_tail_parser(s: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_tail_parser(s: argparse._SubParsersAction) -> None:
     t = s.add_parser("tail", help="print a topic's records decoded (Avro → JSON lines)")
     t.add_argument("topic", help="catalog name (updates, replies, ...) or a full topic name")
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest record, not the newest")
@@ -62,14 +62,14 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             last = time.monotonic()
             try:
-                name, record = codec.decode_any(msg.value())
+                name, record = codec.decode_any(msg.value() or b"")
                 value: Any = {"schema": name, **jsonable(record)}
             except DecodeError as exc:
                 value = {"undecodable": exc.reason, "raw": jsonable(msg.value())}
             if args.json:
                 out = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
                        "timestamp_ms": msg.timestamp()[1], "key": jsonable(msg.key()),
-                       "headers": {k: jsonable(v) for k, v in (msg.headers() or [])}, "value": value}
+                       "headers": {k: jsonable(v) for k, v in _header_items(msg.headers())}, "value": value}
             else:
                 out = value
             sys.stdout.write(json.dumps(out, default=str) + "\n")
@@ -80,3 +80,9 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         consumer.close()
     return 0
+
+
+def _header_items(headers: Any) -> list[tuple[str, Any]]:
+    if not headers:
+        return []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)

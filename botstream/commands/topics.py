@@ -9,7 +9,7 @@ from botstream.exceptions import ConfigError
 from botstream.settings import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("topics", help="the topic catalog: apply it, compare it with the cluster, tail a topic")
     s = p.add_subparsers(dest="action", required=True)
     a = s.add_parser("apply", help="create missing topics and update configs (idempotent)")

@@ -27,7 +27,7 @@ EXAMPLE_BOTS = REPO_ROOT / "deploy" / "bots.example.toml"
 STOP_ORDER = [["ingest"], ["streams", "sinks"], ["sandbox"]]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("up", help="run the whole pipeline locally in the foreground (Ctrl-C stops it)")
     p.add_argument("--free-port", action="store_true", help="run the embedded broker on a free port")
     p.add_argument("--bots", type=Path, help="bots file (default BOTSTREAM_BOTS_FILE or deploy/bots.example.toml)")

@@ -5,6 +5,8 @@ and breaker-guarded. When the assistant cannot answer — down, busy, too slow, 
 bot — the chat gets a clear sentence instead of silence or the generic fallback.
 """
 
+from collections.abc import Awaitable, Callable
+
 from streams.handlers import Bot, Context, JobContext
 from streams.integrations import IntegrationError
 
@@ -63,7 +65,7 @@ async def digest_switch(ctx: Context) -> None:
     ctx.reply("Daily digest " + ("on." if on else "off."))
 
 
-def _keyword_handler(answer: str):  # type: ignore[no-untyped-def]
+def _keyword_handler(answer: str) -> Callable[[Context], Awaitable[None]]:
     async def handler(ctx: Context) -> None:
         ctx.reply(answer)
     return handler
