@@ -102,6 +102,7 @@ class SinksWorker:
         self.policy = RetryPolicy.from_settings(settings)
         self.retry_names = {level: retry_topic(settings, level) for level in range(1, self.policy.levels + 1)}
         self.retry_topics = {level: _raw_topic(app, name) for level, name in self.retry_names.items()}
+        self.retry_level_of = {name: level for level, name in self.retry_names.items()}
         self.dlq_name = settings.topic("replies.dlq")
         self.dlq_topic = _raw_topic(app, self.dlq_name)
         self.deliveries_topic = _raw_topic(app, settings.topic("deliveries"))
@@ -285,6 +286,7 @@ class SinksWorker:
     async def _process_retry(self, work: Work) -> None:
         reply = await self._decoded(work)
         if reply is None:
+            await self._lost_hop(work)
             return
         chat = str(reply["chat_key"])
         delay_s = (int(reply.get("not_before_ms") or 0) - self.deliverer.now_ms()) / 1000
@@ -306,6 +308,32 @@ class SinksWorker:
                 if isinstance(verdict, Sent) and len(verdict.group) > 1:
                     self.hold.release(chat, len(verdict.group) - 1)
                 await self._drain(work, chat)
+
+    async def _lost_hop(self, work: Work) -> None:
+        """An undecodable retry record (now in quarantine, with its origin) that is exactly its chat's
+        live hop: the reply can no longer be read, so it is recorded as dead-lettered (the quarantine
+        record holds its bytes) and the chat's held replies go on instead of waiting for it forever."""
+        msg, key = work.message, work.event.key
+        level = self.retry_level_of.get(msg.topic)
+        if level is None or not isinstance(key, bytes) or key.count(b":") < 2:
+            return
+        chat = key.decode(errors="replace")
+        async with self.locks.hold(chat):
+            self._bind(work)
+            blocker = self.hold.lost_hop(chat, level, msg.partition, msg.offset)
+            if blocker is None:
+                return  # not the live hop: quarantined, and the chat still waits for the real one
+            platform, bot_id, _ = chat.split(":", 2)
+            lost = {"reply_id": blocker.reply_id, "chat_key": chat, "platform": platform, "bot_id": bot_id,
+                    "correlation_id": work.headers.get(CORRELATION_HEADER, b"").decode(errors="replace")}
+            reason = f"retry record undecodable; quarantined from {_origin(work)}"
+            now_ms = self.deliverer.now_ms()
+            self.ledger.record(blocker.reply_id, "dead_lettered", now_ms)
+            await self._result(lost, "dead_lettered", blocker.attempt, now_ms, error_code="undecodable", error=reason)
+            log.error("a chat's reply in the retry chain could not be read; recorded as dead-lettered",
+                      extra={"chat_key": chat, "reply_id": blocker.reply_id, "correlation_id": lost["correlation_id"]})
+            self.hold.unblock(chat)
+            await self._drain(work, chat)
 
     async def _drain(self, work: Work, chat: str) -> None:
         """Release the chat's held replies in order, until it is empty or one of them is parked."""
@@ -372,8 +400,8 @@ class SinksWorker:
         value = self.codec.encode("reply", record, topic=self.retry_names[verdict.level])
         fut = await self.retry_topics[verdict.level].send(key=str(reply["chat_key"]).encode(), value=value,
                                                           headers=headers)
-        await fut  # durable before the chat is marked blocked by it
-        self.hold.block(str(reply["chat_key"]), record, verdict.level)
+        written = await fut  # durable before the chat is marked blocked by it (and where: its metadata)
+        self.hold.block(str(reply["chat_key"]), record, verdict.level, _written_at(written))
         metrics.RETRY_RECORDS.labels(*labels, str(verdict.level)).inc()
         delay_s = max(0.0, (int(record["not_before_ms"]) - now_ms) / 1000)
         log.info("reply to retry level %d in %.1fs: %s", verdict.level, delay_s, verdict.reason,
@@ -472,6 +500,12 @@ def _position_of(work: Work) -> tuple[Hashable, int]:
 def _origin(work: Work) -> str:
     msg = work.message
     return origin_of(msg.topic, msg.partition, msg.offset)
+
+
+def _written_at(metadata: Any) -> tuple[int, int] | None:
+    """(partition, offset) from a send's RecordMetadata; None when the client did not say."""
+    partition, offset = getattr(metadata, "partition", None), getattr(metadata, "offset", None)
+    return (partition, offset) if isinstance(partition, int) and isinstance(offset, int) and offset >= 0 else None
 
 
 def _headers(raw: Any) -> dict[str, bytes]:
