@@ -24,6 +24,7 @@ from faust.streams import _current_event
 from botstream.bots import BotRegistry
 from botstream.codec import codec_for
 from botstream.faust_app import add_metrics_page, faust_app, rocksdb_options
+from botstream.partitioning import partition_for
 from botstream.scheduler import ChatScheduler
 from botstream.settings import Settings
 from botstream.tracing import span
@@ -80,6 +81,7 @@ class StreamsWorker:
         app.agent(self.updates_topic, name=f"{settings.topic_prefix}-updates")(self._updates_agent)
         app.agent(self.deliveries_topic, name=f"{settings.topic_prefix}-deliveries")(self._deliveries_agent)
         # faust calls these as (sender, *args, signal=..., **kwargs); its stubs want `signal` named
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         add_metrics_page(app)
@@ -207,6 +209,10 @@ class StreamsWorker:
         keys = list(itertools.islice(db.keys(), 1000))
         self.processor.sweep_expired(keys)
 
+    async def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        updates = self.updates_topic.get_topic_name()
+        metrics.OWNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic == updates))
+
     async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         # Finish what was taken before the partitions move, so its offsets are committed here.
         await self.scheduler.drain(timeout=15)
@@ -215,13 +221,15 @@ class StreamsWorker:
         await self.integrations.aclose()
 
     def _register_jobs(self) -> None:
+        """Every worker runs every job over the chats of the partitions it holds (together: all chats,
+        each once); a send to a chat held elsewhere is left to that chat's worker."""
         for bot_id, bot in self.handlers.items():
             for job in bot.jobs:
                 runner = self._job_runner(bot_id, job)
                 if job.cron:
-                    self.app.crontab(job.cron, on_leader=True)(runner)
+                    self.app.crontab(job.cron)(runner)
                 elif job.seconds:
-                    self.app.timer(job.seconds, on_leader=True)(runner)
+                    self.app.timer(job.seconds)(runner)
 
     def _job_runner(self, bot_id: str, job: Any) -> Any:
         async def run() -> None:
@@ -231,13 +239,23 @@ class StreamsWorker:
             except Exception:  # noqa: BLE001
                 log.exception("scheduled job %s of %s failed", job.name, bot_id)
                 return
+            held, partitions = self._held_partitions()
             for chat, text in ctx.sends:
+                if partition_for(chat.encode(), partitions) not in held:
+                    log.debug("job send to a chat held by another worker left to it", extra={"chat_key": chat})
+                    continue
                 await self.send_control(chat, "job_send", text=text, tag=f"{job.name}:{int(time.time())}")
         run.__name__ = f"job_{bot_id}_{job.name}"
         return run
 
+    def _held_partitions(self) -> tuple[set[int], int]:
+        """The partitions of `updates` this worker holds, and how many the topic has."""
+        updates = self.updates_topic.get_topic_name()
+        held = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == updates}
+        return held, self.app.consumer.topic_partitions(updates) or self.settings.partitions
+
     def _local_chats(self, bot_id: str) -> list[str]:
-        """Chats of this bot in the partitions this worker holds (the job runs on the leader)."""
+        """Chats of this bot in the partitions this worker holds (every worker runs the job for its own)."""
         out = []
         for key, state in self.conversations.items():
             chat = key.decode()

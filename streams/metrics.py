@@ -14,4 +14,5 @@ HANDLER_FAILURES = Counter("botstream_streams_handler_failures_total", "Handler 
 REPLIES_PLANNED = Counter("botstream_streams_replies_planned_total", "Replies produced by handlers",
                           ["platform", "bot"])
 QUARANTINED = Counter("botstream_quarantined_total", "Records sent to quarantine", ["stage", "topic"])
+OWNED_PARTITIONS = Gauge("botstream_streams_owned_partitions", "Partitions of updates this worker holds")
 IN_FLIGHT = Gauge("botstream_streams_in_flight", "Updates taken but not yet acknowledged")

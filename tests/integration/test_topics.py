@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
@@ -74,3 +75,29 @@ def test_tail_decodes_records_to_json_lines(test_settings: Settings, kafka_boots
     line = json.loads(out.stdout.strip().splitlines()[0])
     assert line["key"] == "telegram:echo:42" and line["value"]["schema"] == "update"
     assert line["value"]["text"] == "hello data team" and line["headers"]["correlation-id"] == update["correlation_id"]
+
+
+def test_partition_for_agrees_with_the_clients_partitioner(kafka_bootstrap: str) -> None:
+    """Where the broker put records keyed by chat (confluent-kafka, murmur2_random, as ingest writes
+    them) is where `partition_for` says each chat lives."""
+    from confluent_kafka import Producer
+
+    from botstream.partitioning import partition_for
+
+    topic = f"partitioning-{os.getpid()}-{time.time_ns()}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    landed: dict[bytes, int] = {}
+    keys = [f"telegram:bot:{i}".encode() for i in range(300)] + [b"slack:b:T1/C2", "whatsapp:w:\u00e9".encode()]
+
+    def on_delivery(err: object, msg: object) -> None:
+        assert err is None, err
+        landed[msg.key()] = msg.partition()  # type: ignore[attr-defined]
+
+    for key in keys:
+        producer.produce(topic, key=key, value=b"x", on_delivery=on_delivery)
+    assert producer.flush(30) == 0
+    assert len(landed) == len(keys)
+    assert {k: partition_for(k, 7) for k in keys} == landed
+    assert len(set(landed.values())) == 7

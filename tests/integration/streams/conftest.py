@@ -4,6 +4,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from botstream.admin import apply_catalog
@@ -21,16 +22,29 @@ class Pipeline:
     processes: ProcessGroup
     tmp: Path
     readers: list[TopicReader] = field(default_factory=list)
+    web_ports: dict[str, int] = field(default_factory=dict)
 
     def env(self, name: str, **extra: str) -> dict[str, str]:
         s = self.settings
+        port = self.web_ports.setdefault(name, free_port())
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "BOTSTREAM_TOPIC_PREFIX": s.topic_prefix,
                 "BOTSTREAM_PARTITIONS": str(s.partitions), "BOTSTREAM_BOTS_FILE": str(self.bots_file),
                 "BOTSTREAM_DATA_DIR": str(self.tmp / f"data-{name}"), "BOTSTREAM_LOG_LEVEL": "INFO",
-                "BOTSTREAM_STREAMS_WEB_PORT": str(free_port()), **extra}
+                "BOTSTREAM_STREAMS_WEB_PORT": str(port), **extra}
 
     def start_streams(self, name: str = "streams", **extra: str) -> Child:
         return self.processes.start(name, ["-m", "botstream.cli", "streams"], env=self.env(name, **extra))
+
+    def owned_partitions(self, name: str) -> float | None:
+        """The worker's `botstream_streams_owned_partitions`, or None while it does not answer."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.web_ports[name]}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("botstream_streams_owned_partitions "):
+                return float(line.split()[1])
+        return None
 
     def reader(self, topic: str, record: str | None) -> TopicReader:
         r = TopicReader(self.bootstrap, self.settings.topic(topic), record)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from botstream.partitioning import partition_for
 from streams.replay import conversations_changelog, fold_messages
 from tests.pipeline import TopicReader, make_update, produce_updates
 from tests.processes import wait_until
@@ -197,3 +198,32 @@ def test_interval_job_runs_and_reaches_subscribed_chats_in_order(make_pipeline) 
     assert texts[0] == "subscribed" and set(texts[1:]) == {"tick"}
     seqs = [v["chat_seq"] for _, v, _ in reader.items]
     assert seqs == sorted(seqs)
+
+
+def test_jobs_reach_the_chats_of_every_worker(make_pipeline) -> None:  # type: ignore[no-untyped-def]
+    """Each worker runs the job over the partitions it holds: with two workers, every subscribed chat
+    gets its ticks (a leader-only job would reach only the leader's chats)."""
+    p = make_pipeline(partitions=4, handler="tests.integration.apps.test_bot")
+    a = p.start_streams("streams-a")
+    wait_until(lambda: p.owned_partitions("streams-a") == 4, timeout=90, interval=0.5, what="streams-a holds all")
+    b = p.start_streams("streams-b")
+    wait_until(lambda: p.owned_partitions("streams-a") == 2 and p.owned_partitions("streams-b") == 2,
+               timeout=120, interval=0.5, what="two partitions each")
+    per_partition: dict[int, list[str]] = defaultdict(list)
+    for i in range(200):  # three chats on every partition, so both workers hold some
+        part = per_partition[partition_for(f"telegram:echo:j{i}".encode(), 4)]
+        if len(part) < 3:
+            part.append(f"j{i}")
+    chats = [c for part in per_partition.values() for c in part]
+    assert len(chats) == 12
+    produce_updates(p.bootstrap, p.settings.topic("updates"), [make_update(c, "/sub", kind="command") for c in chats])
+    reader = p.reader("replies", "reply")
+
+    def ticks() -> Counter[str]:
+        reader.poll()
+        return Counter(v["chat_id"] for _, v, _ in reader.items if v["text"] == "tick")
+
+    wait_until(lambda: all(ticks()[c] >= 2 for c in chats), timeout=150, interval=0.5,
+               what="two ticks in every chat")
+    assert a.alive() and b.alive(), (a.output()[-2000:], b.output()[-2000:])
+    assert {v["chat_id"] for _, v, _ in reader.items if v["text"] == "subscribed"} == set(chats)
