@@ -4,8 +4,8 @@
 (faust serialises a table without `value_type` as JSON). `dedupe-index`: key `<13-digit ms>|<dedupe key>`,
 value empty bytes (faust writes `bytes` values raw). Records go to partition `i % partitions`: a
 recovery measurement does not care which chat a key belongs to, only how many records it reads.
-The topics are created first with the worker's own configuration (`compact,delete`, retention beyond
-the dedupe window), so faust finds them declared as it would have declared them.
+The topics themselves come from the topic catalog (`apply_catalog` declares every table changelog with
+the worker's own configuration), so faust finds them declared as it would have declared them.
 """
 
 from __future__ import annotations
@@ -13,36 +13,16 @@ from __future__ import annotations
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from botstream.settings import Settings
 from streams.dedupe import expiry_index_key
 
 TABLES = ("dedupe", "dedupe-index")
-ALL_TABLES = (*TABLES, "conversations")
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
     """faust names a changelog `<app id>-<table>-changelog`; the worker's app id is `<prefix>-streams`."""
     return f"{settings.topic_prefix}-streams-{table}-changelog"
-
-
-def create_changelogs(settings: Settings, bootstrap: str, tables: tuple[str, ...] = ALL_TABLES) -> None:
-    """Declare the tables' changelogs before a worker starts, as StreamsWorker would declare them.
-
-    Left to the worker, a changelog created at start-up can be missing from the consumer's metadata
-    snapshot; faust then raises PartitionsMismatch on every write to that table until the metadata is
-    refreshed, and the worker quarantines every update (see the report of bench/streams).
-    """
-    retention_ms = int(settings.dedupe_window_s * 1000) + 24 * 3600 * 1000
-    dedupe = {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([
-        NewTopic(changelog_topic(settings, t), settings.partitions, settings.replication_factor,
-                 config=dedupe if t in TABLES else {"cleanup.policy": "compact"})
-        for t in tables])
-    for fut in futures.values():
-        fut.result(30)
 
 
 def fill_dedupe(settings: Settings, bootstrap: str, keys: int, *, with_index: bool) -> float:

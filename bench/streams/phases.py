@@ -82,14 +82,13 @@ class Bench:
         child.terminate(grace=20)
 
     def phase_settings(self, suffix: str | None = None) -> Settings:
-        """Settings with their own topic prefix: the catalog applied and the table changelogs declared."""
+        """Settings with their own topic prefix and the catalog applied (table changelogs included)."""
         settings = self.settings
         if suffix:
             settings = dataclasses.replace(settings, topic_prefix=f"{settings.topic_prefix}-{suffix}")
         report = apply_catalog(settings, self.bootstrap)
         if not report.ok:
             raise RuntimeError(f"topics of {settings.topic_prefix}: {report.errors}")
-        changelog.create_changelogs(settings, self.bootstrap)
         return settings
 
     def create_topic(self, name: str) -> str:
