@@ -200,28 +200,25 @@ def charts(e2e_data: dict[str, Any] | None, out_prefix: Path) -> list[Path]:
     ax.plot(x, x, ":", color="grey", label="offered")
     if sat:
         ax.axhline(sat["acked_per_s"], color="red", ls="--", label="saturation (acked)")
-    ax.set_xlabel("offered updates/s")
-    ax.set_ylabel("updates/s")
-    ax.legend()
-    ax.set_title("botstream end to end: throughput")
-    path = out_prefix.with_name(out_prefix.name + "-throughput.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    made.append(path)
+    made.append(_save(plt, fig, ax, "updates/s", "throughput", out_prefix))
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("ack_p50_ms", "ACK p50"), ("ack_p99_ms", "ACK p99"), ("e2e_p50_ms", "update→delivered p50"),
                        ("e2e_p99_ms", "update→delivered p99")):
         ax.plot(x, [s.get(key) or 0 for s in steps], "o-", label=label)
     ax.axhline(100, color="red", ls="--", label="p99 target")
     ax.set_yscale("log")
+    made.append(_save(plt, fig, ax, "ms", "latency", out_prefix))
+    return made
+
+
+def _save(plt: Any, fig: Any, ax: Any, ylabel: str, what: str, out_prefix: Path) -> Path:
+    """Label, title and write one chart as `<prefix>-<what>.png`."""
     ax.set_xlabel("offered updates/s")
-    ax.set_ylabel("ms")
+    ax.set_ylabel(ylabel)
     ax.legend()
-    ax.set_title("botstream end to end: latency")
-    path = out_prefix.with_name(out_prefix.name + "-latency.png")
+    ax.set_title(f"botstream end to end: {what}")
+    path = out_prefix.with_name(f"{out_prefix.name}-{what}.png")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    made.append(path)
-    return made
+    return path

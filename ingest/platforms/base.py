@@ -11,12 +11,20 @@ whose `status` the shell answers with.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botstream.bots import BotConfig
-from ingest.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, UnsupportedMediaType
+from ingest.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 KINDS = frozenset({"message", "command", "callback", "edit", "reaction", "member", "interaction", "status", "other"})
 CHAT_TYPES = frozenset({"private", "group", "supergroup", "channel", "thread", "unknown"})
@@ -174,6 +182,21 @@ def check_bot_platform(bot: BotConfig, platform: str) -> None:
     """A bot id reached through another platform's URL is as unknown as a missing one."""
     if bot.platform != platform:
         raise NotFound("platform_mismatch", f"no {platform} bot with this id")
+
+
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def check_signed_timestamp(timestamp: str | None, header: str, now: float, window_s: int) -> str:
+    """`timestamp` (the `header` a signature covers), if it is unix seconds within `window_s` of `now`,
+    so a captured request cannot be replayed later (Slack, Discord); else Unauthorized."""
+    if not timestamp:
+        raise Unauthorized("timestamp_missing", f"no {header} header")
+    if not _UNIX_SECONDS.fullmatch(timestamp):
+        raise Unauthorized("timestamp_malformed", f"{header} is not unix seconds")
+    if abs(now - int(timestamp)) > window_s:
+        raise Unauthorized("timestamp_stale", f"{header} outside the {window_s} s window")
+    return timestamp
 
 
 def constant_time_equal(expected: str | bytes, received: str | bytes) -> bool:

@@ -37,6 +37,7 @@ from ingest.platforms.base import (
     check_bot_platform,
     check_content_type,
     check_method,
+    check_signed_timestamp,
     compact_meta,
 )
 from ingest.platforms.jsonfields import (
@@ -67,7 +68,6 @@ GROUP_DM_CHANNEL_TYPE = 3
 SUBCOMMAND_TYPES = (1, 2)  # SUB_COMMAND, SUB_COMMAND_GROUP: carry options, no value
 MAX_OPTION_DEPTH = 3  # group -> subcommand -> options is Discord's deepest
 DISCORD_EPOCH_MS = 1420070400000
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_HEX = re.compile(r"[0-9a-fA-F]{128}")
 _SNOWFLAKE = re.compile(r"[0-9]{1,19}")
 
@@ -78,12 +78,7 @@ def verify_discord_signature(public_key_hex: str, timestamp: str | None, body: b
     and the timestamp is within TIMESTAMP_WINDOW_S of `now`."""
     if not signature:
         raise Unauthorized("signature_missing", "no X-Signature-Ed25519 header")
-    if not timestamp:
-        raise Unauthorized("timestamp_missing", "no X-Signature-Timestamp header")
-    if not _UNIX_SECONDS.fullmatch(timestamp):
-        raise Unauthorized("timestamp_malformed", "X-Signature-Timestamp is not unix seconds")
-    if abs(now - int(timestamp)) > TIMESTAMP_WINDOW_S:
-        raise Unauthorized("timestamp_stale", f"signature timestamp outside the {TIMESTAMP_WINDOW_S} s window")
+    timestamp = check_signed_timestamp(timestamp, "X-Signature-Timestamp", now, TIMESTAMP_WINDOW_S)
     if not _SIGNATURE_HEX.fullmatch(signature):
         raise Unauthorized("signature_malformed", "X-Signature-Ed25519 is not 64 bytes of hex")
     try:

@@ -33,6 +33,7 @@ from ingest.platforms.base import (
     check_bot_platform,
     check_content_type,
     check_method,
+    check_signed_timestamp,
     compact_meta,
     constant_time_equal,
 )
@@ -51,7 +52,6 @@ SUBTYPE_KINDS = {
 }
 CHANNEL_TYPES = {"im": "private", "mpim": "group", "channel": "group", "group": "group"}
 CHANNEL_PREFIX_TYPES = {"D": "private", "C": "group", "G": "group"}
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _SLACK_TS = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,9}))?")
 
 
@@ -67,12 +67,7 @@ def verify_slack_signature(signing_secret: str, timestamp: str | None, body: byt
     REPLAY_WINDOW_S of `now` (a captured request cannot be replayed later)."""
     if not signature:
         raise Unauthorized("signature_missing", "no X-Slack-Signature header")
-    if not timestamp:
-        raise Unauthorized("timestamp_missing", "no X-Slack-Request-Timestamp header")
-    if not _UNIX_SECONDS.fullmatch(timestamp):
-        raise Unauthorized("timestamp_malformed", "X-Slack-Request-Timestamp is not unix seconds")
-    if abs(now - int(timestamp)) > REPLAY_WINDOW_S:
-        raise Unauthorized("timestamp_stale", f"request timestamp outside the {REPLAY_WINDOW_S} s window")
+    timestamp = check_signed_timestamp(timestamp, "X-Slack-Request-Timestamp", now, REPLAY_WINDOW_S)
     if not constant_time_equal(slack_signature(signing_secret, timestamp, body), signature.strip()):
         raise Unauthorized("signature_mismatch", "X-Slack-Signature does not match the body")
 

@@ -10,6 +10,7 @@ import pytest
 from botstream.admin import apply_catalog
 from botstream.embedded_kafka import free_port
 from botstream.settings import Settings
+from tests.integration.sinks.support import scrape
 from tests.pipeline import TopicReader, write_bots_file
 from tests.processes import Child, ProcessGroup
 
@@ -38,13 +39,9 @@ class Pipeline:
     def owned_partitions(self, name: str) -> float | None:
         """The worker's `botstream_streams_owned_partitions`, or None while it does not answer."""
         try:
-            text = httpx.get(f"http://127.0.0.1:{self.web_ports[name]}/metrics", timeout=2).text
+            return scrape(self.web_ports[name]).get("botstream_streams_owned_partitions")
         except httpx.HTTPError:
             return None
-        for line in text.splitlines():
-            if line.startswith("botstream_streams_owned_partitions "):
-                return float(line.split()[1])
-        return None
 
     def reader(self, topic: str, record: str | None) -> TopicReader:
         r = TopicReader(self.bootstrap, self.settings.topic(topic), record)
