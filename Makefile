@@ -57,7 +57,7 @@ faults: $(STAMP) jars
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy botstream ingest streams sinks schemas sandbox
+	$(VENV)/bin/mypy -p botstream
 
 clean:
 	rm -rf .botstream .pytest_cache .mypy_cache .ruff_cache

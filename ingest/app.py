@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from botstream.bots import BotRegistry
-from botstream.tracing import span
-from ingest.asgi import (
+from botstream.core.bots import BotRegistry
+from botstream.core.tracing import span
+from botstream.ingest.asgi import (
     ClientDisconnected,
     Receive,
     Scope,
@@ -40,15 +40,15 @@ from ingest.asgi import (
     read_body,
     respond,
 )
-from ingest.correlation import correlation_id_from, traceparent_from
-from ingest.errors import IngestError, MethodNotAllowed, NotFound
-from ingest.metrics import UNKNOWN, IngestMetrics, render_metrics
-from ingest.platforms import ADAPTERS, PlatformAdapter
-from ingest.platforms.base import HandshakeResponse, Update, WebhookRequest
-from ingest.sink import OutboundRecord, RecordSink
-from schemas.codec import Codec
+from botstream.ingest.correlation import correlation_id_from, traceparent_from
+from botstream.ingest.errors import IngestError, MethodNotAllowed, NotFound
+from botstream.ingest.metrics import UNKNOWN, IngestMetrics, render_metrics
+from botstream.ingest.platforms import ADAPTERS, PlatformAdapter
+from botstream.ingest.platforms.base import HandshakeResponse, Update, WebhookRequest
+from botstream.ingest.sink import OutboundRecord, RecordSink
+from botstream.schemas.codec import Codec
 
-log = logging.getLogger("ingest.access")
+log = logging.getLogger("botstream.ingest.access")
 JSON = b"application/json"
 WEBHOOK_PREFIX = "/webhooks/"
 ALLOWED_METHODS: dict[str, tuple[str, ...]] = {"whatsapp": ("GET", "POST")}

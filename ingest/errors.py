@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from botstream.exceptions import BotstreamError
+from botstream.core.errors import BotstreamError
 
 
 class IngestError(BotstreamError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from ingest.sink import SinkStatus
+from botstream.ingest.sink import SinkStatus
 
 
 @dataclass

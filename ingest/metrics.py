@@ -5,7 +5,7 @@ stranger probing random URLs must not mint series), `platform` one of the five o
 `reason` the fixed strings of `IngestError.reason`.
 
 Several worker processes (`botstream ingest --workers N`) share one port, and a scrape lands on any
-one of them, so in that mode prometheus_client's multiprocess mode is used: `ingest.worker` points
+one of them, so in that mode prometheus_client's multiprocess mode is used: `botstream.ingest.worker` points
 `PROMETHEUS_MULTIPROC_DIR` at a fresh folder *before* the workers import this module, every worker
 writes its values there, and /metrics aggregates the folder (`render_metrics`). Counters and
 histograms sum over workers; the queue-depth gauge is `livesum` (live workers only). Limitation of

@@ -33,11 +33,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from ingest.health import ProducerHealth, Transition
-from ingest.metrics import IngestMetrics
-from ingest.sink import NotDurable, OutboundRecord, SinkStatus
+from botstream.ingest.health import ProducerHealth, Transition
+from botstream.ingest.metrics import IngestMetrics
+from botstream.ingest.sink import NotDurable, OutboundRecord, SinkStatus
 
-log = logging.getLogger("ingest.producer")
+log = logging.getLogger("botstream.ingest.producer")
 
 # Measured on the development machine (loopback broker): at 1,000 records/s the median produce->ack
 # time is ~1.5 ms with linger.ms=0, ~2.5 ms with 1, ~3.7 ms with 2 and ~5.8 ms with 5, while the CPU per

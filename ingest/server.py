@@ -19,17 +19,17 @@ from typing import Any
 
 import uvicorn
 
-from botstream.bots import BotRegistry, load_service_bots
-from botstream.logs import setup_logging
-from botstream.settings import Settings
-from botstream.tracing import configure as configure_tracing
-from ingest.app import Hook, IngestApp
-from ingest.metrics import IngestMetrics
-from ingest.producer import KafkaSink, producer_config
-from ingest.sink import RecordSink
-from schemas.codec import Codec
+from botstream.core.bots import BotRegistry, load_service_bots
+from botstream.core.logs import setup_logging
+from botstream.core.settings import Settings
+from botstream.core.tracing import configure as configure_tracing
+from botstream.ingest.app import Hook, IngestApp
+from botstream.ingest.metrics import IngestMetrics
+from botstream.ingest.producer import KafkaSink, producer_config
+from botstream.ingest.sink import RecordSink
+from botstream.schemas.codec import Codec
 
-APP_FACTORY = "ingest.server:create_app"
+APP_FACTORY = "botstream.ingest.server:create_app"
 KEEP_ALIVE_S = 65  # longer than common load-balancer idle timeouts (60 s), so they close first
 
 
@@ -41,7 +41,7 @@ def load_bots(settings: Settings) -> BotRegistry:
 def bootstrap_servers(settings: Settings) -> str:
     if settings.kafka_bootstrap_servers:
         return settings.kafka_bootstrap_servers
-    from botstream.commands.topics import bootstrap_of  # the embedded broker of `botstream kafka up`
+    from botstream.ops.commands.topics import bootstrap_of  # the embedded broker of `botstream kafka up`
 
     return bootstrap_of(settings)
 
@@ -49,7 +49,7 @@ def bootstrap_servers(settings: Settings) -> str:
 def build_codec(settings: Settings) -> Codec:
     if not settings.schema_registry_url:
         return Codec()
-    from schemas.registry import SchemaRegistryClient
+    from botstream.schemas.registry import SchemaRegistryClient
 
     codec = Codec(registry=SchemaRegistryClient(settings.schema_registry_url),
                   topics={"update": settings.topic("updates")})

@@ -2,7 +2,7 @@
 and returns only once every one of them is durable.
 
 The app depends on this protocol, not on confluent-kafka, so its tests run with an in-memory sink
-(`MemorySink` in the tests) and the real `ingest.producer.KafkaSink` is exercised on a real broker.
+(`MemorySink` in the tests) and the real `botstream.ingest.producer.KafkaSink` is exercised on a real broker.
 
 The one error, an `IngestError` so the shell answers it like any other:
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.errors import IngestError
+from botstream.ingest.errors import IngestError
 
 
 class NotDurable(IngestError):

@@ -6,7 +6,7 @@ bootstrap address), so a bad configuration fails once, loudly, instead of N work
 With `--workers N` uvicorn binds the socket in the parent and spawns N workers that accept on it;
 the parent only supervises (it restarts a worker that dies). Ingest keeps no state, so any worker
 can answer any request. Before spawning, the parent points every worker at one metrics folder
-(prometheus_client multiprocess mode, see `ingest.metrics`) and at the resolved bootstrap servers.
+(prometheus_client multiprocess mode, see `botstream.ingest.metrics`) and at the resolved bootstrap servers.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import tempfile
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from botstream.logs import setup_logging
-from botstream.settings import Settings
-from botstream.tracing import configure as configure_tracing
-from ingest.metrics import MULTIPROC_ENV
-from ingest.server import (
+from botstream.core.logs import setup_logging
+from botstream.core.settings import Settings
+from botstream.core.tracing import configure as configure_tracing
+from botstream.ingest.metrics import MULTIPROC_ENV
+from botstream.ingest.server import (
     APP_FACTORY,
     bootstrap_servers,
     build_app,

@@ -7,14 +7,21 @@ Layout: `limits`, `faults`, `platforms/*`, `ledger` and `engine` are sans-IO (cl
 against; `asgi` is the thin ASGI shell; `server` runs it on uvicorn; `control` is the `/_sandbox/` API.
 """
 
-from sandbox.asgi import SandboxApp
-from sandbox.cli import main
-from sandbox.client import SandboxClient
-from sandbox.clock import ManualClock
-from sandbox.config import ConfigError, FaultConfig, LatencySpec, LimitsConfig, SandboxConfig, UpstreamConfig
-from sandbox.engine import SEQ_HEADER, SandboxEngine
-from sandbox.identity import bot_identity
-from sandbox.server import SandboxServer, build_app, run_sandbox_in_thread, serve
+from botstream.sandbox.asgi import SandboxApp
+from botstream.sandbox.cli import main
+from botstream.sandbox.client import SandboxClient
+from botstream.sandbox.clock import ManualClock
+from botstream.sandbox.config import (
+    ConfigError,
+    FaultConfig,
+    LatencySpec,
+    LimitsConfig,
+    SandboxConfig,
+    UpstreamConfig,
+)
+from botstream.sandbox.engine import SEQ_HEADER, SandboxEngine
+from botstream.sandbox.identity import bot_identity
+from botstream.sandbox.server import SandboxServer, build_app, run_sandbox_in_thread, serve
 
 __all__ = [
     "SEQ_HEADER",

@@ -1,3 +1,3 @@
-from sandbox.cli import main
+from botstream.sandbox.cli import main
 
 raise SystemExit(main())

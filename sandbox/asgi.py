@@ -2,7 +2,7 @@
 
 Clocks and sleep are injected so tests can drive limits with a `ManualClock` and observe latency
 without waiting. An abrupt connection reset needs the transport, which ASGI does not expose; the
-sandbox's own uvicorn protocol (`sandbox.server`) puts it in `scope["extensions"]` under
+sandbox's own uvicorn protocol (`botstream.sandbox.server`) puts it in `scope["extensions"]` under
 `TRANSPORT_EXTENSION`, and the reset is then a TCP RST (SO_LINGER 0 + abort). Under any other
 server the fallback sends response headers promising a body and then fails, which uvicorn turns
 into a closed connection mid-response.
@@ -17,10 +17,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sandbox.control import CONTROL_PREFIX, handle_control
-from sandbox.engine import SandboxEngine
-from sandbox.http import Reply, Request, json_reply
-from sandbox.upstream import UPSTREAM_PREFIX
+from botstream.sandbox.control import CONTROL_PREFIX, handle_control
+from botstream.sandbox.engine import SandboxEngine
+from botstream.sandbox.http import Reply, Request, json_reply
+from botstream.sandbox.upstream import UPSTREAM_PREFIX
 
 __all__ = ["Clock", "SandboxApp", "Sleep", "TRANSPORT_EXTENSION"]
 

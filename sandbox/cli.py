@@ -1,12 +1,12 @@
-"""`python -m sandbox` / `botstream sandbox`: serve the platform sandbox on one port."""
+"""`python -m botstream.sandbox` / `botstream sandbox`: serve the platform sandbox on one port."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from sandbox.config import ConfigError, SandboxConfig
-from sandbox.server import serve
+from botstream.sandbox.config import ConfigError, SandboxConfig
+from botstream.sandbox.server import serve
 
 __all__ = ["main"]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs
 
-from sandbox.config import ConfigError
-from sandbox.engine import SandboxEngine
-from sandbox.http import Reply, Request, json_reply
+from botstream.sandbox.config import ConfigError
+from botstream.sandbox.engine import SandboxEngine
+from botstream.sandbox.http import Reply, Request, json_reply
 
 __all__ = ["CONTROL_PREFIX", "handle_control"]
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from sandbox.config import PLATFORMS, SandboxConfig
-from sandbox.faults import NO_FAULT, FaultDecision, chat_fault, decide
-from sandbox.http import Headers, Reply, Request, json_reply
-from sandbox.ledger import DeliveryLedger
-from sandbox.platforms import DiscordApi, PlatformApi, SlackApi, TelegramApi, WhatsAppApi
-from sandbox.stats import SandboxStats
-from sandbox.upstream import Upstream
+from botstream.sandbox.config import PLATFORMS, SandboxConfig
+from botstream.sandbox.faults import NO_FAULT, FaultDecision, chat_fault, decide
+from botstream.sandbox.http import Headers, Reply, Request, json_reply
+from botstream.sandbox.ledger import DeliveryLedger
+from botstream.sandbox.platforms import DiscordApi, PlatformApi, SlackApi, TelegramApi, WhatsAppApi
+from botstream.sandbox.stats import SandboxStats
+from botstream.sandbox.upstream import Upstream
 
 __all__ = ["Outcome", "SandboxEngine", "SEQ_HEADER"]
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from sandbox.config import FaultConfig, LatencySpec
+from botstream.sandbox.config import FaultConfig, LatencySpec
 
 __all__ = ["ChatFault", "FaultDecision", "NO_FAULT", "chat_fault", "decide", "latency_seconds"]
 

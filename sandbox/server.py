@@ -18,10 +18,10 @@ from types import TracebackType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from sandbox.asgi import TRANSPORT_EXTENSION, Clock, SandboxApp, Sleep
-from sandbox.client import SandboxClient
-from sandbox.config import SandboxConfig
-from sandbox.engine import SandboxEngine
+from botstream.sandbox.asgi import TRANSPORT_EXTENSION, Clock, SandboxApp, Sleep
+from botstream.sandbox.client import SandboxClient
+from botstream.sandbox.config import SandboxConfig
+from botstream.sandbox.engine import SandboxEngine
 
 __all__ = [
     "SandboxHttpProtocol",

@@ -4,7 +4,7 @@ Bots call external APIs (an LLM, a CRM) through integrations with guards — a c
 timeouts, retries, a breaker. Those guards are only believable when tested against a real server
 that is slow, fails, throttles and hangs on demand, and that can tell how many requests it held at
 once. This module is that server's sans-IO part: `Upstream.handle` decides what one request gets;
-the ASGI shell (`sandbox.asgi`) waits, holds and answers, and reports entry and exit to
+the ASGI shell (`botstream.sandbox.asgi`) waits, holds and answers, and reports entry and exit to
 `UpstreamStats`, which measures the peak of concurrent requests per name.
 
 Any method and path below the name is accepted; a JSON body with a `question` (or `prompt`) gets
@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.config import UpstreamConfig
-from sandbox.faults import latency_seconds
-from sandbox.http import Reply, Request, json_reply
+from botstream.sandbox.config import UpstreamConfig
+from botstream.sandbox.faults import latency_seconds
+from botstream.sandbox.http import Reply, Request, json_reply
 
 __all__ = ["UPSTREAM_PREFIX", "Upstream", "UpstreamDecision", "UpstreamStats", "decide_upstream", "request_key"]
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from schemas.errors import SchemaDefinitionError
+from botstream.schemas.errors import SchemaDefinitionError
 
 __all__ = ["UNION_TAG", "Encoder", "Decoder", "compile_encoder", "compile_decoder"]
 

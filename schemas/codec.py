@@ -11,7 +11,7 @@
   the caller quarantines with one ``except``.
 
 The hot path (writer = current schema) runs functions compiled from the schema by
-:mod:`schemas.binary_compiler`; fastavro does the rare schema-resolution path.
+:mod:`botstream.schemas.binary_compiler`; fastavro does the rare schema-resolution path.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any, NamedTuple
 from fastavro import schemaless_reader
 from fastavro.validation import ValidationError, validate
 
-from schemas.binary_compiler import UNION_TAG, Encoder, compile_decoder, compile_encoder
-from schemas.errors import (
+from botstream.schemas.binary_compiler import UNION_TAG, Encoder, compile_decoder, compile_encoder
+from botstream.schemas.errors import (
     DecodeError,
     EncodeError,
     SchemaDefinitionError,
     UnknownSchemaError,
 )
-from schemas.framing import (
+from botstream.schemas.framing import (
     SINGLE_OBJECT_HEADER_SIZE,
     SINGLE_OBJECT_MARKER,
     Framing,
@@ -41,8 +41,8 @@ from schemas.framing import (
     parse_frame,
     single_object_header,
 )
-from schemas.library import SchemaLibrary, SchemaVersion, describe_schema
-from schemas.registry import SchemaRegistryClient
+from botstream.schemas.library import SchemaLibrary, SchemaVersion, describe_schema
+from botstream.schemas.registry import SchemaRegistryClient
 
 __all__ = ["Codec", "Decoded", "default_library"]
 
@@ -105,7 +105,7 @@ def _resolving_read(writer: SchemaVersion, reader: SchemaVersion) -> _ReadFn:
 
 
 class Codec:
-    """Encode/decode the project's records (plain dicts, see :mod:`schemas.records`).
+    """Encode/decode the project's records (plain dicts, see :mod:`botstream.schemas.records`).
 
     ``registry``: when given, ``encode`` writes the Confluent wire format and registers the
     current schema under ``<topic>-value``; the topic comes from ``encode(..., topic=)`` or the

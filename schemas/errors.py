@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from schemas.records import QuarantineRecord
+    from botstream.schemas.records import QuarantineRecord
 
 __all__ = [
     "SchemaError",

@@ -6,7 +6,7 @@ Faust looks codecs up by name (``value_serializer="avro-update"``), so
 registry subject differs from the record's default topic (the retry and DLQ topics under a
 registry), pass ``faust_codec("reply", codec, topic=...)`` as the serializer instead.
 
-Decoding failures raise :class:`schemas.errors.DecodeError`. Faust wraps every serializer
+Decoding failures raise :class:`botstream.schemas.errors.DecodeError`. Faust wraps every serializer
 error in its own ``ValueDecodeError`` (``raise ... from exc``) and hands it to the channel's
 ``on_value_decode_error(exc, message)``; :func:`decode_error_for` recovers our error from that
 chain and attaches the message's origin, ready for ``to_quarantine_record``.
@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Protocol
 from faust.serializers import codecs as faust_codecs
 from faust.types.codecs import CodecT
 
-from schemas.codec import Codec
-from schemas.errors import DecodeError
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError
 
 __all__ = [
     "AvroRecordCodec",

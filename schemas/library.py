@@ -24,7 +24,7 @@ from typing import Any
 from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from schemas.errors import SchemaDefinitionError
+from botstream.schemas.errors import SchemaDefinitionError
 
 __all__ = ["VERSION_ATTRIBUTE", "SchemaVersion", "SchemaLibrary", "describe_schema"]
 

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from schemas.errors import RegistryRejectedError, RegistryUnavailableError, UnknownSchemaError
+from botstream.schemas.errors import RegistryRejectedError, RegistryUnavailableError, UnknownSchemaError
 
 __all__ = ["CONTENT_TYPE", "SchemaRegistryClient"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 # A WhatsApp webhook may be 3 MB and each Update carries the raw body: leave room for the envelope.

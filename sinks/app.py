@@ -11,7 +11,7 @@ order), so a full retry level never stalls the intake of new replies:
 Tables, co-partitioned with the chat topics (same key, same partition count, so one worker owns a
 chat's replies, its retries and its state):
 - `ledger`   reply id -> fate (delivered / dead-lettered), checked before every send;
-- `chats`    chat key -> blocker in the retry chain + queue bounds (`sinks.hold.HoldBack`);
+- `chats`    chat key -> blocker in the retry chain + queue bounds (`botstream.sinks.hold.HoldBack`);
 - `held`     chat key + index -> reply waiting behind the blocker.
 
 Every table read and write happens in the task of the event being handled, with Faust's
@@ -38,23 +38,32 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.streams import _current_event
 
-from botstream.bots import BotRegistry
-from botstream.codec import codec_for
-from botstream.faust_app import add_metrics_page, faust_app, rocksdb_options
-from botstream.scheduler import ChatScheduler
-from botstream.settings import Settings
-from schemas.codec import Codec
-from schemas.errors import DecodeError
-from schemas.topics import SINKS_LEDGER_KEEP_MS, changelog_configs, retry_topic
-from sinks import metrics
-from sinks.budget import Budgets
-from sinks.chatlocks import ChatLocks
-from sinks.delivery import MAX_GROUP, DeadLetter, Duplicate, Park, ReplyDeliverer, Sent, Skipped, Verdict
-from sinks.errors import InvalidRetryHeaders
-from sinks.generation import Abandoned, Generation
-from sinks.hold import Admission, HoldBack
-from sinks.ledger import DELIVERED, DeliveryLedger
-from sinks.results import (
+from botstream.core.bots import BotRegistry
+from botstream.core.codec import codec_for
+from botstream.core.faust_app import add_metrics_page, faust_app, rocksdb_options
+from botstream.core.scheduler import ChatScheduler
+from botstream.core.settings import Settings
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError
+from botstream.schemas.topics import SINKS_LEDGER_KEEP_MS, changelog_configs, retry_topic
+from botstream.sinks import metrics
+from botstream.sinks.budget import Budgets
+from botstream.sinks.chatlocks import ChatLocks
+from botstream.sinks.delivery import (
+    MAX_GROUP,
+    DeadLetter,
+    Duplicate,
+    Park,
+    ReplyDeliverer,
+    Sent,
+    Skipped,
+    Verdict,
+)
+from botstream.sinks.errors import InvalidRetryHeaders
+from botstream.sinks.generation import Abandoned, Generation
+from botstream.sinks.hold import Admission, HoldBack
+from botstream.sinks.ledger import DELIVERED, DeliveryLedger
+from botstream.sinks.results import (
     CORRELATION_HEADER,
     HEADER_REPLAY_OF,
     FinalOutcome,
@@ -63,8 +72,8 @@ from sinks.results import (
     log_fields,
     origin_of,
 )
-from sinks.retry import RetryHeaders, RetryPolicy, decode_retry_headers, encode_retry_headers
-from sinks.sender import HttpSender
+from botstream.sinks.retry import RetryHeaders, RetryPolicy, decode_retry_headers, encode_retry_headers
+from botstream.sinks.sender import HttpSender
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from botstream.bots import BotConfig, BotRegistry
-from sinks.limits_defaults import SendLimits, resolve_limits
-from sinks.ratelimit import BotLimiter
+from botstream.core.bots import BotConfig, BotRegistry
+from botstream.sinks.limits_defaults import SendLimits, resolve_limits
+from botstream.sinks.ratelimit import BotLimiter
 
 __all__ = ["CHAT_MARGIN", "Budgets", "with_margin"]
 

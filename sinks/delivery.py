@@ -32,22 +32,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from botstream.bots import BotConfig, BotRegistry
-from botstream.tracing import span
-from sinks import metrics
-from sinks.breaker import CircuitBreaker, counts_as_failure
-from sinks.budget import Budgets
-from sinks.coalesce import coalesce, merged_reply
-from sinks.errors import SinkError, UnsupportedReply
-from sinks.generation import Generation
-from sinks.ledger import DeliveryLedger, LedgerEntry
-from sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
-from sinks.platforms import adapter_for
-from sinks.platforms.discord import rate_limit_headers
-from sinks.ratelimit import BotLimiter
-from sinks.results import log_fields
-from sinks.retry import RetryPolicy, ToDLQ, ToRetry, prepare_retry, redirected
-from sinks.sender import HttpSender
+from botstream.core.bots import BotConfig, BotRegistry
+from botstream.core.breaker import CircuitBreaker, counts_as_failure
+from botstream.core.tracing import span
+from botstream.sinks import metrics
+from botstream.sinks.budget import Budgets
+from botstream.sinks.coalesce import coalesce, merged_reply
+from botstream.sinks.errors import SinkError, UnsupportedReply
+from botstream.sinks.generation import Generation
+from botstream.sinks.ledger import DeliveryLedger, LedgerEntry
+from botstream.sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
+from botstream.sinks.platforms import adapter_for
+from botstream.sinks.platforms.discord import rate_limit_headers
+from botstream.sinks.ratelimit import BotLimiter
+from botstream.sinks.results import log_fields
+from botstream.sinks.retry import RetryPolicy, ToDLQ, ToRetry, prepare_retry, redirected
+from botstream.sinks.sender import HttpSender
 
 __all__ = ["DeadLetter", "Duplicate", "Park", "ReplyDeliverer", "Sent", "Skipped", "Verdict"]
 

@@ -27,10 +27,10 @@ from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
-from botstream.settings import Settings
-from schemas.codec import Codec
-from schemas.errors import DecodeError
-from sinks.results import (
+from botstream.core.settings import Settings
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError
+from botstream.sinks.results import (
     CORRELATION_HEADER,
     HEADER_DLQ_AT,
     HEADER_DLQ_OUTCOME,
@@ -38,7 +38,7 @@ from sinks.results import (
     HEADER_REPLAY_OF,
     HEADER_REPLAYED,
 )
-from sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN
+from botstream.sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN
 
 __all__ = ["DlqFilter", "DlqRecord", "ReplayReport", "parse_since", "read_dlq", "replay", "replay_reply"]
 

@@ -8,13 +8,13 @@
         ├── InvalidRetryHeaders   a retry-chain header cannot be read (the record goes to quarantine)
         └── CircuitOpen           the bot's breaker is open; try again after `retry_in_s`
 
-Platform answers are not exceptions: they are `sinks.outcomes` values, classified from the response.
+Platform answers are not exceptions: they are `botstream.sinks.outcomes` values, classified from the response.
 `retriable` is what the retry chain reads: True only where trying the same record again can help.
 """
 
 from __future__ import annotations
 
-from botstream.exceptions import BotstreamError
+from botstream.core.errors import BotstreamError
 
 
 class SinkError(BotstreamError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from botstream.bots import BotConfig
+from botstream.core.bots import BotConfig
 
 GLOBAL_BURST_S = 0.2
 

@@ -14,9 +14,9 @@ import math
 from collections import OrderedDict, deque
 from typing import Protocol
 
-from botstream.bots import BotConfig
-from sinks.limits_defaults import SendLimits, resolve_limits
-from sinks.outcomes import DiscordBucketUpdate, Wait
+from botstream.core.bots import BotConfig
+from botstream.sinks.limits_defaults import SendLimits, resolve_limits
+from botstream.sinks.outcomes import DiscordBucketUpdate, Wait
 
 EPS = 1e-9  # float slack: a grant due at t must not be refused at t for a rounding error
 MIN_SHARE_RATE = 0.2  # msg/s: the least a worker's slice of a bot's budget can be

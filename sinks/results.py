@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from sinks.retry import RetryHeaders, encode_retry_headers
+from botstream.sinks.retry import RetryHeaders, encode_retry_headers
 
 __all__ = [
     "HEADER_DLQ_AT",

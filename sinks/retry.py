@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from botstream.settings import Settings
-from sinks.errors import InvalidRetryHeaders
-from sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
+from botstream.core.settings import Settings
+from botstream.sinks.errors import InvalidRetryHeaders
+from botstream.sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
 
 HEADER_ATTEMPT = "x-botstream-attempt"
 HEADER_NOT_BEFORE = "x-botstream-not-before"

@@ -3,7 +3,7 @@
 This is the only module that talks to the platforms. It sends an `OutboundRequest` exactly as the
 platform module built it (the body bytes are `request.content`) and hands back either the answer as an
 `InboundResponse` for the platform's classifier, or — when no answer came — the transport failure
-already classified (`sinks.outcomes.classify_transport_error`), so callers see no httpx exceptions.
+already classified (`botstream.sinks.outcomes.classify_transport_error`), so callers see no httpx exceptions.
 
 A pool per platform keeps one slow API from taking every connection. Waiting for a free connection
 is bounded by the same timeout: a `PoolTimeout` means the request never left, which is retryable.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from sinks.outcomes import Permanent, Retryable, classify_transport_error
-from sinks.platforms.base import InboundResponse, OutboundRequest
+from botstream.sinks.outcomes import Permanent, Retryable, classify_transport_error
+from botstream.sinks.platforms.base import InboundResponse, OutboundRequest
 
 __all__ = ["HttpSender", "SendResult"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from botstream.faust_app import run_faust_worker
-from botstream.settings import Settings
+from botstream.core.faust_app import run_faust_worker
+from botstream.core.settings import Settings
 
 
 def run_sinks_worker(settings: Settings) -> int:
-    from sinks.app import SinksWorker
+    from botstream.sinks.app import SinksWorker
 
     return run_faust_worker("sinks", settings, SinksWorker)

@@ -21,20 +21,20 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
-from botstream.bots import BotRegistry
-from botstream.codec import codec_for
-from botstream.faust_app import add_metrics_page, faust_app, rocksdb_options
-from botstream.partitioning import partition_for
-from botstream.scheduler import ChatScheduler
-from botstream.settings import Settings
-from botstream.tracing import span
-from schemas.codec import Codec
-from schemas.errors import DecodeError
-from schemas.topics import changelog_configs
-from streams import metrics
-from streams.handlers import Bot, JobContext, PlannedReply, load_bot
-from streams.integrations import IntegrationPool
-from streams.processor import UpdateProcessor, chat_key_of, load_handlers, stable_id
+from botstream.core.bots import BotRegistry
+from botstream.core.codec import codec_for
+from botstream.core.faust_app import add_metrics_page, faust_app, rocksdb_options
+from botstream.core.partitioning import partition_for
+from botstream.core.scheduler import ChatScheduler
+from botstream.core.settings import Settings
+from botstream.core.tracing import span
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError
+from botstream.schemas.topics import changelog_configs
+from botstream.streams import metrics
+from botstream.streams.handlers import Bot, JobContext, PlannedReply, load_bot
+from botstream.streams.integrations import IntegrationPool
+from botstream.streams.processor import UpdateProcessor, chat_key_of, load_handlers, stable_id
 
 log = logging.getLogger(__name__)
 

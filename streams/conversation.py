@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, TypedDict
 
-from schemas.binary_compiler import UNION_TAG
+from botstream.schemas.binary_compiler import UNION_TAG
 
 
 class ConversationState(TypedDict):

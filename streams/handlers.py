@@ -1,7 +1,7 @@
 """The handler API bot authors write against.
 
 ```python
-from streams.handlers import Bot
+from botstream.streams.handlers import Bot
 
 bot = Bot()
 
@@ -26,7 +26,7 @@ async def digest(job): ...
 
 A handler receives a `Context` and acts through it: `reply()`, `state` (the bot's own dict for this
 chat, saved when the handler returns), `handoff()`, and `integrations` (the bot's declared external
-APIs, guarded: `await ctx.integrations["llm"].post(...)`, see `streams.integrations`). Dispatch is
+APIs, guarded: `await ctx.integrations["llm"].post(...)`, see `botstream.streams.integrations`). Dispatch is
 pure: `Bot.route(update)` picks the handler; the worker runs it with a timeout (`ctx.deadline`) and
 turns what it did into records.
 """
@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstream.bots import BotConfig
+from botstream.core.bots import BotConfig
 
 Handler = Callable[["Context"], Awaitable[None]]
 JobFn = Callable[["JobContext"], Awaitable[None]]

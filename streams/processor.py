@@ -18,13 +18,20 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstream.bots import BotRegistry
-from schemas.binary_compiler import UNION_TAG
-from streams import metrics
-from streams.conversation import ConversationState, apply, initial_state
-from streams.dedupe import Seen, Verdict, decide, dedupe_key, expiry_index_key, parse_expiry_index_key
-from streams.handlers import Bot, Context, PlannedReply
-from streams.integrations import IntegrationPool
+from botstream.core.bots import BotRegistry
+from botstream.schemas.binary_compiler import UNION_TAG
+from botstream.streams import metrics
+from botstream.streams.conversation import ConversationState, apply, initial_state
+from botstream.streams.dedupe import (
+    Seen,
+    Verdict,
+    decide,
+    dedupe_key,
+    expiry_index_key,
+    parse_expiry_index_key,
+)
+from botstream.streams.handlers import Bot, Context, PlannedReply
+from botstream.streams.integrations import IntegrationPool
 
 log = logging.getLogger(__name__)
 

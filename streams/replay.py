@@ -1,6 +1,6 @@
 """Replay: rebuild the conversations table from the `messages` log, and the handoff release command.
 
-The table is the fold of the events on `messages` (streams.conversation). `replay` folds the topic from
+The table is the fold of the events on `messages` (botstream.streams.conversation). `replay` folds the topic from
 a starting point and writes each chat's state to the table's changelog topic (same partition as the
 chat), which is where Faust restores tables from — run it while the streams workers are stopped.
 `--from beginning` rebuilds from scratch; an offset or a time folds the events from there on only.
@@ -16,11 +16,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from botstream.codec import codec_for
-from botstream.settings import Settings
-from schemas.codec import Codec
-from schemas.errors import DecodeError
-from streams.conversation import ConversationState, apply
+from botstream.core.codec import codec_for
+from botstream.core.settings import Settings
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError
+from botstream.streams.conversation import ConversationState, apply
 
 PRODUCER_DEFAULTS = {"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random"}
 
@@ -100,7 +100,7 @@ def replay(settings: Settings, bootstrap: str, start: str = "beginning", *, writ
 
 def release_handoff(settings: Settings, bootstrap: str, chat_key: str, *, by: str | None = None) -> None:
     """Give a chat back to the bot: a control update on `updates`, handled in the chat's order."""
-    from streams.app import control_update
+    from botstream.streams.app import control_update
 
     platform, bot_id, chat_id = chat_key.split(":", 2)
     update = control_update(platform, bot_id, chat_id, "handoff_release", tag=uuid.uuid4().hex, by=by)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from botstream.faust_app import run_faust_worker
-from botstream.settings import Settings
+from botstream.core.faust_app import run_faust_worker
+from botstream.core.settings import Settings
 
 
 def run_streams_worker(settings: Settings) -> int:
-    from streams.app import StreamsWorker
+    from botstream.streams.app import StreamsWorker
 
     return run_faust_worker("streams", settings, StreamsWorker)

@@ -1,6 +1,6 @@
 """Test harness: one real Kafka broker per test session, unique names per test.
 
-The broker is the project's own embedded KRaft broker (botstream.embedded_kafka), started lazily the
+The broker is the project's own embedded KRaft broker (botstream.ops.embedded_kafka), started lazily the
 first time a test asks for `kafka_bootstrap` and stopped when the session ends; it is tied to this
 process, so even a killed pytest leaves no broker behind. With `KAFKA_BOOTSTRAP_SERVERS` set, that
 cluster is used and nothing is started.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 from tests.processes import ProcessGroup
 
 
@@ -25,7 +25,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from botstream.embedded_kafka import EmbeddedKafka
+    from botstream.ops.embedded_kafka import EmbeddedKafka
 
     kafka = EmbeddedKafka(tmp_path_factory.mktemp("kafka"), port=None, heap="384m", tie_to_parent=True)
     bootstrap = kafka.start(timeout=120)

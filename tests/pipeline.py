@@ -10,7 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from schemas.codec import Codec
+from botstream.schemas.codec import Codec
 
 CODEC = Codec()
 
@@ -83,7 +83,7 @@ class TopicReader:
         self.consumer.close()
 
 
-def write_bots_file(path: Path, *, sandbox_url: str = "http://127.0.0.1:9", handler: str = "streams.examples.echo",
+def write_bots_file(path: Path, *, sandbox_url: str = "http://127.0.0.1:9", handler: str = "botstream.streams.examples.echo",
                     extra: str = "") -> Path:
     path.write_text(f'''
 [[bots]]
@@ -100,7 +100,7 @@ platform = "slack"
 signing_secret = "slack-signing-secret-faq"
 bot_token = "xoxb-test-faq"
 api_base_url = "{sandbox_url}"
-handler = "streams.examples.faq"
+handler = "botstream.streams.examples.faq"
 {extra}
 ''')
     return path

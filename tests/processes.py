@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botstream.embedded_kafka import _die_with_parent, pid_alive
+from botstream.ops.embedded_kafka import _die_with_parent, pid_alive
 
 
 @dataclass

@@ -23,8 +23,8 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from schemas.codec import Codec
-from schemas.records import Update
+from botstream.schemas.codec import Codec
+from botstream.schemas.records import Update
 
 RAW = (
     b'{"update_id":987654321,"message":{"message_id":4711,"from":{"id":42,"is_bot":false,'

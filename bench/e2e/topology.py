@@ -2,7 +2,7 @@
 
 broker (embedded KRaft, 1 or 3 nodes, unless KAFKA_BOOTSTRAP_SERVERS is set) → `topics apply` →
 sandbox (`botstream sandbox --no-limits`) → streams → sinks → ingest, each its own process started
-with `python -m botstream.cli ...`, logging to `<workdir>/logs/<name>-<n>.log`, tied to this process
+with `python -m botstream ...`, logging to `<workdir>/logs/<name>-<n>.log`, tied to this process
 (PR_SET_PDEATHSIG) and stopped by its own pid. A service can be killed with SIGKILL and restarted;
 CPU seconds (utime+stime from /proc, every incarnation) are kept per service.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botstream.embedded_kafka import EmbeddedKafka, _die_with_parent, free_port, pid_alive
+from botstream.ops.embedded_kafka import EmbeddedKafka, _die_with_parent, free_port, pid_alive
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TG_SECRET = "e2e-bench-secret-token"
@@ -158,7 +158,7 @@ platform = "telegram"
 secret_token = "{TG_SECRET}"
 token = "{TG_TOKEN}"
 api_base_url = "{sandbox_url}"
-handler = "streams.examples.echo"
+handler = "botstream.streams.examples.echo"
 coalesce = {str(coalesce).lower()}
 [bots.limits]
 global_per_second = 1000
@@ -219,7 +219,7 @@ class Topology:
                         "BOTSTREAM_SINKS_WEB_PORT": str(self.ports["sinks"]),
                         "BOTSTREAM_SANDBOX_PORT": str(self.ports["sandbox"]), **self.extra_env}
             self._apply_topics()
-            cli = ["-m", "botstream.cli"]
+            cli = ["-m", "botstream"]
             logs = self.workdir / "logs"
             sandbox_args = ["sandbox", "--port", str(self.ports["sandbox"])]
             if not self.sandbox_limits:
@@ -245,8 +245,8 @@ class Topology:
         return self
 
     def _apply_topics(self) -> None:
-        from botstream.admin import apply_catalog
-        from botstream.settings import Settings
+        from botstream.core.settings import Settings
+        from botstream.ops.admin import apply_catalog
 
         settings = Settings.from_env(self.env)
         report = apply_catalog(settings, self.bootstrap)

@@ -202,7 +202,7 @@ def broker(workdir: Path) -> Iterator[tuple[str, str]]:
     if external:
         yield external, f"external cluster {external}"
         return
-    from botstream.embedded_kafka import EmbeddedKafka
+    from botstream.ops.embedded_kafka import EmbeddedKafka
 
     kafka = EmbeddedKafka(workdir / "kafka", port=None, heap="768m", tie_to_parent=True)
     bootstrap = kafka.start(timeout=120)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=8.0, help="per fixed-rate measurement")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--linger-ms", type=int, help="override ingest's linger.ms (default: ingest.producer)")
+    parser.add_argument("--linger-ms", type=int, help="override ingest's linger.ms (default: botstream.ingest.producer)")
     parser.add_argument("--compression", choices=["none", "lz4", "zstd", "snappy"], help="override compression.type")
     parser.add_argument("--sweep", action="store_true", help="also compare linger.ms x compression (+~100 s)")
     parser.add_argument("--json", metavar="FILE", help="also write the final JSON to FILE")
@@ -267,8 +267,8 @@ def median_figure(name: str, samples: list[Figure]) -> Figure:
 
 def run(args: argparse.Namespace, overrides: dict[str, Any], workdir: Path, bootstrap: str,
         broker_text: str) -> dict[str, Any]:
-    from botstream.admin import apply_catalog
-    from botstream.settings import Settings
+    from botstream.core.settings import Settings
+    from botstream.ops.admin import apply_catalog
 
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env({}, kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=6)

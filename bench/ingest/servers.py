@@ -2,7 +2,7 @@
 
 - `bare`: the same server stack (uvicorn + httptools + uvloop) answering 200 after reading the body;
   the HTTP ceiling nothing built on this stack can beat.
-- `ingest`: the real app (`ingest.server.build_app`), JSON access log and metrics included.
+- `ingest`: the real app (`botstream.ingest.server.build_app`), JSON access log and metrics included.
 - `ingest-no-kafka`: the same app with a sink that acknowledges at once: what the HTTP handling,
   verification, normalization, encoding, logging and metrics cost without the producer.
 - `naive`, `naive-blocking`: the real app with `NaiveSink`, a flush per request instead of the poll
@@ -51,8 +51,8 @@ class NaiveSink:
     def __init__(self, blocking: bool) -> None:
         from confluent_kafka import Producer
 
-        from botstream.settings import Settings
-        from ingest.producer import producer_config
+        from botstream.core.settings import Settings
+        from botstream.ingest.producer import producer_config
 
         settings = Settings.from_env()
         self.producer = Producer(producer_config(settings.kafka_bootstrap_servers or "",
@@ -60,7 +60,7 @@ class NaiveSink:
         self.blocking = blocking
 
     async def produce_all(self, records: Any) -> None:
-        from ingest.sink import NotDurable
+        from botstream.ingest.sink import NotDurable
 
         errors: list[Any] = []
         for record in records:
@@ -74,7 +74,7 @@ class NaiveSink:
             raise NotDurable("delivery_failed")
 
     def status(self) -> Any:
-        from ingest.sink import SinkStatus
+        from botstream.ingest.sink import SinkStatus
 
         return SinkStatus(alive=True, ready=True)
 
@@ -86,7 +86,7 @@ class AckAtOnce:
         return None
 
     def status(self) -> Any:
-        from ingest.sink import SinkStatus
+        from botstream.ingest.sink import SinkStatus
 
         return SinkStatus(alive=True, ready=True)
 
@@ -94,9 +94,9 @@ class AckAtOnce:
 def serve(kind: str, port: int, overrides: dict[str, Any]) -> None:
     import uvicorn
 
-    from botstream.logs import setup_logging
-    from botstream.settings import Settings
-    from ingest.server import build_app, load_bots, tune_for_serving, uvicorn_config
+    from botstream.core.logs import setup_logging
+    from botstream.core.settings import Settings
+    from botstream.ingest.server import build_app, load_bots, tune_for_serving, uvicorn_config
 
     pin(SERVER_CPU)
     settings = Settings.from_env()
@@ -117,11 +117,11 @@ def kafka_ceiling(seconds: float, overrides: dict[str, Any]) -> dict[str, float]
     """Produce pre-encoded Update records flat out; every one acknowledged, counted by callback."""
     from confluent_kafka import Producer
 
-    from botstream.settings import Settings
-    from ingest.platforms.base import RequestContext
-    from ingest.platforms.telegram import normalize_telegram_update
-    from ingest.producer import producer_config
-    from schemas.codec import Codec
+    from botstream.core.settings import Settings
+    from botstream.ingest.platforms.base import RequestContext
+    from botstream.ingest.platforms.telegram import normalize_telegram_update
+    from botstream.ingest.producer import producer_config
+    from botstream.schemas.codec import Codec
 
     pin(SERVER_CPU)
     settings = Settings.from_env()

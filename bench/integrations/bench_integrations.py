@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
-from botstream.bots import BreakerSettings, IntegrationConfig
-from botstream.embedded_kafka import free_port
-from streams.integrations import Integration, IntegrationError
+from botstream.core.bots import BreakerSettings, IntegrationConfig
+from botstream.ops.embedded_kafka import free_port
+from botstream.streams.integrations import Integration, IntegrationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def upstream_server() -> Iterator[str]:
     port = free_port()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as cfg:
         json.dump({"seed": 1}, cfg)
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--no-limits", "--config", cfg.name],
+    proc = subprocess.Popen([sys.executable, "-m", "botstream.sandbox", "--port", str(port), "--no-limits", "--config", cfg.name],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -117,8 +117,8 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
-    from sandbox import SandboxConfig, build_app
-    from sandbox.server import uvicorn_config
+    from botstream.sandbox import SandboxConfig, build_app
+    from botstream.sandbox.server import uvicorn_config
 
     _pin(SERVER_CPU)
     app: Any = bare_app if kind == "bare" else build_app(SandboxConfig().with_limits_disabled())

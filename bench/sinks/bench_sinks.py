@@ -1,7 +1,7 @@
 """How well do the sinks use a platform's budget, how fast are they without one, how late are replies?
 
 Everything real: a Kafka broker (embedded, unless KAFKA_BOOTSTRAP_SERVERS is set), the platform
-sandbox in its own process, and one sinks worker process (`python -m botstream.cli sinks`) per
+sandbox in its own process, and one sinks worker process (`python -m botstream sinks`) per
 scenario, on fresh topics:
 
 (a) budget   Telegram defaults in the sandbox (30 msg/s per bot, ~1/s per chat), 1,000 chats with one
@@ -45,13 +45,13 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, Producer
 
-from botstream.admin import apply_catalog
-from botstream.bots import parse_bots
-from botstream.embedded_kafka import _die_with_parent, free_port
-from botstream.settings import Settings
-from schemas.codec import Codec
-from sinks.platforms import adapter_for
-from sinks.sender import HttpSender  # noqa: F401 - same httpx set-up for the bare loop as for the worker
+from botstream.core.bots import parse_bots
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import _die_with_parent, free_port
+from botstream.schemas.codec import Codec
+from botstream.sinks.platforms import adapter_for
+from botstream.sinks.sender import HttpSender  # noqa: F401 - same httpx set-up for the bare loop as for the worker
 
 ROOT = Path(__file__).resolve().parents[2]
 CODEC = Codec()
@@ -99,7 +99,7 @@ def broker(tmp: Path) -> Iterator[str]:
     if external:
         yield external
         return
-    from botstream.embedded_kafka import EmbeddedKafka
+    from botstream.ops.embedded_kafka import EmbeddedKafka
 
     kafka = EmbeddedKafka(tmp / "kafka", port=None, heap="384m", tie_to_parent=True)
     bootstrap = kafka.start(timeout=120)
@@ -131,7 +131,7 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
 @contextlib.contextmanager
 def sandbox(tmp: Path) -> Iterator[str]:
     port = free_port()
-    with process(["-m", "sandbox", "--port", str(port)], tmp / "sandbox.log"):
+    with process(["-m", "botstream.sandbox", "--port", str(port)], tmp / "sandbox.log"):
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -164,7 +164,7 @@ def sinks_worker(env: Env, name: str, limits: str = "") -> Iterator[tuple[Settin
                   "BOTSTREAM_PARTITIONS": "4", "BOTSTREAM_BOTS_FILE": str(bots),
                   "BOTSTREAM_DATA_DIR": str(env.tmp / f"data-{name}"), "BOTSTREAM_SINKS_WEB_PORT": str(port),
                   "BOTSTREAM_LOG_LEVEL": "WARNING"}
-    with process(["-m", "botstream.cli", "sinks"], env.tmp / f"sinks-{name}.log", worker_env) as proc:
+    with process(["-m", "botstream", "sinks"], env.tmp / f"sinks-{name}.log", worker_env) as proc:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:

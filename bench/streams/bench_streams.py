@@ -1,6 +1,6 @@
 """Streams worker throughput, latency, memory and recovery, next to Faust's and the client's ceilings.
 
-Workload: Telegram text updates to the echo bot (`streams.examples.echo`), one per chat over up to
+Workload: Telegram text updates to the echo bot (`botstream.streams.examples.echo`), one per chat over up to
 100k distinct chats, plus 5 % platform redeliveries (same update id, new record, a little later),
 Avro-encoded and produced into `updates` before anything consumes (project producer settings,
 `murmur2_random`) on `settings.partitions` partitions. Figures, all from one run on one broker:
@@ -46,8 +46,8 @@ from bench.streams.hotspots import Summary, py_spy
 from bench.streams.phases import Bench, Plan
 from bench.streams.procstat import ProcessSampler
 from bench.streams.topic_probe import TopicProbe
-from botstream.embedded_kafka import EmbeddedKafka
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.embedded_kafka import EmbeddedKafka
 from tests.pipeline import write_bots_file
 from tests.processes import ProcessGroup
 

@@ -14,8 +14,8 @@ import time
 
 from confluent_kafka import Producer
 
-from botstream.settings import Settings
-from streams.dedupe import expiry_index_key
+from botstream.core.settings import Settings
+from botstream.streams.dedupe import expiry_index_key
 
 TABLES = ("dedupe", "dedupe-index")
 

@@ -14,9 +14,9 @@ import argparse
 
 import faust
 
-from botstream.faust_app import faust_app
-from botstream.logs import setup_logging
-from botstream.settings import Settings
+from botstream.core.faust_app import faust_app
+from botstream.core.logs import setup_logging
+from botstream.core.settings import Settings
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 

@@ -25,14 +25,14 @@ from bench.streams.confluent_loop import consume_produce
 from bench.streams.hotspots import Recorder, py_spy, summarise
 from bench.streams.procstat import ProcessSampler
 from bench.streams.topic_probe import TopicProbe
-from botstream.admin import apply_catalog
-from botstream.embedded_kafka import free_port
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import free_port
 from tests.pipeline import CODEC
 from tests.processes import Child, ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[2]
-STREAMS = ["-m", "botstream.cli", "streams"]
+STREAMS = ["-m", "botstream", "streams"]
 READY_TIMEOUT_S = 90.0
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.streams import workload
-from botstream.bots import load_bots_file
-from schemas.codec import Codec
-from streams.app import RECORD_OF
-from streams.handlers import load_bot
-from streams.processor import UpdateProcessor, load_handlers
+from botstream.core.bots import load_bots_file
+from botstream.schemas.codec import Codec
+from botstream.streams.app import RECORD_OF
+from botstream.streams.handlers import load_bot
+from botstream.streams.processor import UpdateProcessor, load_handlers
 
 
 class JsonTable(MutableMapping[bytes, Any]):

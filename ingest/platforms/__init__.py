@@ -24,12 +24,12 @@ What is answered with what:
 
 from __future__ import annotations
 
-from ingest.platforms.base import PlatformAdapter
-from ingest.platforms.discord import DiscordAdapter
-from ingest.platforms.generic import GenericAdapter
-from ingest.platforms.slack import SlackAdapter
-from ingest.platforms.telegram import TelegramAdapter
-from ingest.platforms.whatsapp import WhatsAppAdapter
+from botstream.ingest.platforms.base import PlatformAdapter
+from botstream.ingest.platforms.discord import DiscordAdapter
+from botstream.ingest.platforms.generic import GenericAdapter
+from botstream.ingest.platforms.slack import SlackAdapter
+from botstream.ingest.platforms.telegram import TelegramAdapter
+from botstream.ingest.platforms.whatsapp import WhatsAppAdapter
 
 ADAPTERS: dict[str, PlatformAdapter] = {
     adapter.platform: adapter

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botstream.bots import BotConfig
-from ingest.errors import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import (
     BadRequest,
     MethodNotAllowed,
     NotFound,

@@ -23,9 +23,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from botstream.bots import BotConfig
-from ingest.errors import BadRequest, Unauthorized
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import BadRequest, Unauthorized
+from botstream.ingest.platforms.base import (
     Accepted,
     HandshakeResponse,
     Outcome,
@@ -40,7 +40,7 @@ from ingest.platforms.base import (
     check_signed_timestamp,
     compact_meta,
 )
-from ingest.platforms.jsonfields import (
+from botstream.ingest.platforms.jsonfields import (
     clean_text,
     get_bool,
     get_dict,

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botstream.bots import BotConfig
-from ingest.errors import BadRequest
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import BadRequest
+from botstream.ingest.platforms.base import (
     CHAT_TYPES,
     KINDS,
     Outcome,
@@ -37,8 +37,15 @@ from ingest.platforms.base import (
     check_content_type,
     check_method,
 )
-from ingest.platforms.hub_signature import HUB_SIGNATURE_HEADER, verify_hub_signature
-from ingest.platforms.jsonfields import clean_text, get_bool, get_id, get_int, get_str, parse_json_object
+from botstream.ingest.platforms.hub_signature import HUB_SIGNATURE_HEADER, verify_hub_signature
+from botstream.ingest.platforms.jsonfields import (
+    clean_text,
+    get_bool,
+    get_id,
+    get_int,
+    get_str,
+    parse_json_object,
+)
 
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-request-id")
 EVENT_HEADER = "x-github-event"

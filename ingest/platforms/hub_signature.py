@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ingest.errors import Unauthorized
-from ingest.platforms.base import constant_time_equal
+from botstream.ingest.errors import Unauthorized
+from botstream.ingest.platforms.base import constant_time_equal
 
 HUB_SIGNATURE_HEADER = "x-hub-signature-256"
 _PREFIX = "sha256="

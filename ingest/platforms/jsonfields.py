@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from ingest.errors import BadRequest
+from botstream.ingest.errors import BadRequest
 
 _DECIMAL = re.compile(r"[0-9]{1,20}")
 _SURROGATE = re.compile("[\ud800-\udfff]")

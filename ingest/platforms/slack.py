@@ -19,9 +19,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from botstream.bots import BotConfig
-from ingest.errors import BadRequest, Unauthorized
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import BadRequest, Unauthorized
+from botstream.ingest.platforms.base import (
     HandshakeResponse,
     Outcome,
     RequestContext,
@@ -37,7 +37,14 @@ from ingest.platforms.base import (
     compact_meta,
     constant_time_equal,
 )
-from ingest.platforms.jsonfields import clean_text, get_dict, get_dicts, get_int, get_str, parse_json_object
+from botstream.ingest.platforms.jsonfields import (
+    clean_text,
+    get_dict,
+    get_dicts,
+    get_int,
+    get_str,
+    parse_json_object,
+)
 
 SIGNATURE_HEADER = "x-slack-signature"
 TIMESTAMP_HEADER = "x-slack-request-timestamp"

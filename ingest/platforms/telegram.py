@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botstream.bots import BotConfig
-from ingest.errors import BadRequest, Unauthorized
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import BadRequest, Unauthorized
+from botstream.ingest.platforms.base import (
     Outcome,
     RequestContext,
     Update,
@@ -26,7 +26,7 @@ from ingest.platforms.base import (
     compact_meta,
     constant_time_equal,
 )
-from ingest.platforms.jsonfields import (
+from botstream.ingest.platforms.jsonfields import (
     get_bool,
     get_dict,
     get_dicts,

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from botstream.bots import BotConfig
-from ingest.errors import BadRequest
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.ingest.errors import BadRequest
+from botstream.ingest.platforms.base import (
     HandshakeResponse,
     Outcome,
     RequestContext,
@@ -36,8 +36,8 @@ from ingest.platforms.base import (
     compact_meta,
     constant_time_equal,
 )
-from ingest.platforms.hub_signature import HUB_SIGNATURE_HEADER, verify_hub_signature
-from ingest.platforms.jsonfields import (
+from botstream.ingest.platforms.hub_signature import HUB_SIGNATURE_HEADER, verify_hub_signature
+from botstream.ingest.platforms.jsonfields import (
     get_bool,
     get_decimal,
     get_dict,

@@ -4,11 +4,11 @@ Each exposes a class satisfying `PlatformApi` (see `base`); the engine runs the 
 (chat faults, limits, random faults, ledger) around them.
 """
 
-from sandbox.platforms.base import Accepted, LimitVerdict, PlatformApi, SendAttempt
-from sandbox.platforms.discord import DiscordApi
-from sandbox.platforms.slack import SlackApi
-from sandbox.platforms.telegram import TelegramApi
-from sandbox.platforms.whatsapp import WhatsAppApi
+from botstream.sandbox.platforms.base import Accepted, LimitVerdict, PlatformApi, SendAttempt
+from botstream.sandbox.platforms.discord import DiscordApi
+from botstream.sandbox.platforms.slack import SlackApi
+from botstream.sandbox.platforms.telegram import TelegramApi
+from botstream.sandbox.platforms.whatsapp import WhatsAppApi
 
 __all__ = [
     "Accepted",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sandbox.config import SandboxConfig
-from sandbox.faults import ChatFault
-from sandbox.http import Headers, Reply, Request
+from botstream.sandbox.config import SandboxConfig
+from botstream.sandbox.faults import ChatFault
+from botstream.sandbox.http import Headers, Reply, Request
 
 __all__ = ["Accepted", "LimitVerdict", "PlatformApi", "SendAttempt"]
 

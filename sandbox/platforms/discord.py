@@ -15,12 +15,12 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.config import DiscordLimits, SandboxConfig
-from sandbox.faults import ChatFault
-from sandbox.http import Headers, Reply, Request, bytes_reply, json_reply, json_str
-from sandbox.identity import discord_bot_id
-from sandbox.limits import FixedWindow, whole_seconds
-from sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
+from botstream.sandbox.config import DiscordLimits, SandboxConfig
+from botstream.sandbox.faults import ChatFault
+from botstream.sandbox.http import Headers, Reply, Request, bytes_reply, json_reply, json_str
+from botstream.sandbox.identity import discord_bot_id
+from botstream.sandbox.limits import FixedWindow, whole_seconds
+from botstream.sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
 
 __all__ = ["DiscordApi", "MAX_CONTENT", "DISCORD_EPOCH_MS"]
 

@@ -10,12 +10,12 @@ import json
 import re
 from typing import Any
 
-from sandbox.config import SandboxConfig, SlackLimits
-from sandbox.faults import ChatFault
-from sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
-from sandbox.identity import short_id
-from sandbox.limits import TokenBucket, whole_seconds
-from sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
+from botstream.sandbox.config import SandboxConfig, SlackLimits
+from botstream.sandbox.faults import ChatFault
+from botstream.sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
+from botstream.sandbox.identity import short_id
+from botstream.sandbox.limits import TokenBucket, whole_seconds
+from botstream.sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
 
 __all__ = ["SlackApi", "MAX_TEXT", "format_ts"]
 

@@ -14,11 +14,11 @@ import re
 import zlib
 from typing import Any
 
-from sandbox.config import SandboxConfig, TelegramLimits
-from sandbox.faults import ChatFault
-from sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
-from sandbox.limits import Limiter, SlidingWindowLog, TokenBucket, acquire_all, whole_seconds
-from sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
+from botstream.sandbox.config import SandboxConfig, TelegramLimits
+from botstream.sandbox.faults import ChatFault
+from botstream.sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
+from botstream.sandbox.limits import Limiter, SlidingWindowLog, TokenBucket, acquire_all, whole_seconds
+from botstream.sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
 
 __all__ = ["TelegramApi", "TOKEN_RE", "MAX_TEXT"]
 

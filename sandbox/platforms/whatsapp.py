@@ -13,11 +13,11 @@ import base64
 import re
 from typing import Any
 
-from sandbox.config import SandboxConfig, WhatsAppLimits
-from sandbox.faults import ChatFault
-from sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
-from sandbox.limits import TokenBucket, acquire_all
-from sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
+from botstream.sandbox.config import SandboxConfig, WhatsAppLimits
+from botstream.sandbox.faults import ChatFault
+from botstream.sandbox.http import Reply, Request, bytes_reply, json_reply, json_str, read_params
+from botstream.sandbox.limits import TokenBucket, acquire_all
+from botstream.sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
 
 __all__ = ["WhatsAppApi", "MAX_TEXT"]
 

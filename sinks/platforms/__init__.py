@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from botstream.bots import BotConfig
-from sinks.outcomes import Outcome
-from sinks.platforms import discord, generic, slack, telegram, whatsapp
-from sinks.platforms.base import InboundResponse, OutboundRequest
+from botstream.core.bots import BotConfig
+from botstream.sinks.outcomes import Outcome
+from botstream.sinks.platforms import discord, generic, slack, telegram, whatsapp
+from botstream.sinks.platforms.base import InboundResponse, OutboundRequest
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botstream.bots import BotConfig
-from botstream.secret import MASK
-from sinks.errors import InvalidReply, MissingCredential
+from botstream.core.bots import BotConfig
+from botstream.core.secret import MASK
+from botstream.sinks.errors import InvalidReply, MissingCredential
 
 HEADER_SEQ = "X-Botstream-Seq"
 HEADER_REQUEST_ID = "X-Request-Id"

@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from botstream.bots import BotConfig
-from sinks.errors import InvalidReply
-from sinks.outcomes import Delivered, DiscordBucketUpdate, Outcome, Permanent, Retryable, Wait
-from sinks.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.sinks.errors import InvalidReply
+from botstream.sinks.outcomes import Delivered, DiscordBucketUpdate, Outcome, Permanent, Retryable, Wait
+from botstream.sinks.platforms.base import (
     InboundResponse,
     OutboundRequest,
     check_platform,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botstream.bots import BotConfig
-from sinks.errors import InvalidReply, UnsupportedReply
-from sinks.outcomes import Delivered, Outcome, Permanent, Retryable, Wait
-from sinks.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.sinks.errors import InvalidReply, UnsupportedReply
+from botstream.sinks.outcomes import Delivered, Outcome, Permanent, Retryable, Wait
+from botstream.sinks.platforms.base import (
     InboundResponse,
     OutboundRequest,
     as_object,

@@ -1,6 +1,6 @@
 """The echo bot: answers every text message with exactly `echo: <text>`."""
 
-from streams.handlers import Bot, Context
+from botstream.streams.handlers import Bot, Context
 
 bot = Bot()
 

@@ -7,8 +7,8 @@ bot — the chat gets a clear sentence instead of silence or the generic fallbac
 
 from collections.abc import Awaitable, Callable
 
-from streams.handlers import Bot, Context, JobContext
-from streams.integrations import IntegrationError
+from botstream.streams.handlers import Bot, Context, JobContext
+from botstream.streams.integrations import IntegrationError
 
 bot = Bot(fallback_text="Sorry, something went wrong on our side. Please try again in a minute.")
 

@@ -1,6 +1,6 @@
 """Integrations: guarded calls from bot handlers to slow or flaky external APIs (an LLM, a CRM).
 
-Declared per bot in the bots file (`[bots.integrations.<name>]`, see `botstream.bots`), reached by
+Declared per bot in the bots file (`[bots.integrations.<name>]`, see `botstream.core.bots`), reached by
 handlers through their context::
 
     try:
@@ -19,8 +19,8 @@ flight is cancelled and its slot released.
 Layout: `policy` (pure decisions), `errors`, `metrics`, `client` (the I/O shell), `pool` (per process).
 """
 
-from streams.integrations.client import BoundIntegration, CallScope, Integration
-from streams.integrations.errors import (
+from botstream.streams.integrations.client import BoundIntegration, CallScope, Integration
+from botstream.streams.integrations.errors import (
     IntegrationBusy,
     IntegrationError,
     IntegrationFailed,
@@ -28,8 +28,8 @@ from streams.integrations.errors import (
     IntegrationTimeout,
     IntegrationUnavailable,
 )
-from streams.integrations.policy import RetryPolicy
-from streams.integrations.pool import DEADLINE_RESERVE_S, IntegrationPool
+from botstream.streams.integrations.policy import RetryPolicy
+from botstream.streams.integrations.pool import DEADLINE_RESERVE_S, IntegrationPool
 
 __all__ = [
     "DEADLINE_RESERVE_S",

@@ -10,7 +10,7 @@ httpx request is abandoned (httpcore closes its connection, so the server sees t
 the slot and the in-flight count are released by `finally`, and an abandoned half-open probe is
 recorded as a failure so the breaker does not wait for it forever. Nothing outlives the handler.
 
-The decisions themselves are pure (`streams.integrations.policy`, `sinks.breaker`); this module
+The decisions themselves are pure (`botstream.streams.integrations.policy`, `botstream.core.breaker`); this module
 waits, sends, counts and logs them with the update's correlation id.
 """
 
@@ -27,10 +27,10 @@ from typing import Any
 
 import httpx
 
-from botstream.bots import IntegrationConfig
-from sinks.breaker import CircuitBreaker
-from streams.integrations import metrics
-from streams.integrations.errors import (
+from botstream.core.bots import IntegrationConfig
+from botstream.core.breaker import CircuitBreaker
+from botstream.streams.integrations import metrics
+from botstream.streams.integrations.errors import (
     IntegrationBusy,
     IntegrationError,
     IntegrationFailed,
@@ -38,7 +38,7 @@ from streams.integrations.errors import (
     IntegrationTimeout,
     IntegrationUnavailable,
 )
-from streams.integrations.policy import (
+from botstream.streams.integrations.policy import (
     AttemptResult,
     RetryPolicy,
     Stop,

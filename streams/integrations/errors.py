@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botstream.exceptions import BotstreamError
+from botstream.core.errors import BotstreamError
 
 __all__ = ["IntegrationBusy", "IntegrationError", "IntegrationFailed", "IntegrationRejected",
            "IntegrationTimeout", "IntegrationUnavailable"]

@@ -9,7 +9,7 @@
   "full jitter" scheme: callers that failed together do not retry together), at least the server's
   Retry-After, and only if the attempt after the wait still fits before the deadline.
 
-The breaker is `sinks.breaker.CircuitBreaker` (also pure); the shell (`streams.integrations.client`)
+The breaker is `botstream.core.breaker.CircuitBreaker` (also pure); the shell (`botstream.streams.integrations.client`)
 does the waiting, sending and logging.
 """
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from botstream.bots import BotConfig
-from streams.integrations.client import BoundIntegration, CallScope, Integration
+from botstream.core.bots import BotConfig
+from botstream.streams.integrations.client import BoundIntegration, CallScope, Integration
 
 __all__ = ["DEADLINE_RESERVE_S", "IntegrationPool"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from botstream.embedded_kafka import free_port, pid_alive
+from botstream.ops.embedded_kafka import free_port, pid_alive
 from tests.integration.ingest.support import (
     DISCORD_KEY,
     SLACK_SECRET,
@@ -42,7 +42,7 @@ platform = "telegram"
 secret_token = "{TG_SECRET}"
 token = "{TOKENS['telegram']}"
 api_base_url = "{sandbox}"
-handler = "streams.examples.echo"
+handler = "botstream.streams.examples.echo"
 
 [[bots]]
 id = "faq"
@@ -50,7 +50,7 @@ platform = "slack"
 signing_secret = "{SLACK_SECRET}"
 bot_token = "{TOKENS['slack']}"
 api_base_url = "{sandbox}"
-handler = "streams.examples.faq"
+handler = "botstream.streams.examples.faq"
 
 [[bots]]
 id = "faq-dc"
@@ -59,7 +59,7 @@ public_key = "{DISCORD_KEY.public_key().public_bytes_raw().hex()}"
 application_id = "555000555"
 bot_token = "{TOKENS['discord']}"
 api_base_url = "{sandbox}"
-handler = "streams.examples.faq"
+handler = "botstream.streams.examples.faq"
 
 [[bots]]
 id = "echo-wa"
@@ -69,7 +69,7 @@ verify_token = "{WA_VERIFY}"
 access_token = "{TOKENS['whatsapp']}"
 phone_number_id = "7007"
 api_base_url = "{sandbox}"
-handler = "streams.examples.echo"
+handler = "botstream.streams.examples.echo"
 """)
     return path
 
@@ -98,7 +98,7 @@ def test_botstream_up_end_to_end(tmp_path: Path) -> None:
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `up` runs its own embedded broker, as on a newcomer's machine
     out_file = tmp_path / "up.out"
     with out_file.open("wb") as out:
-        up = subprocess.Popen([sys.executable, "-m", "botstream.cli", "up"], stdout=out, stderr=subprocess.STDOUT,
+        up = subprocess.Popen([sys.executable, "-m", "botstream", "up"], stdout=out, stderr=subprocess.STDOUT,
                               env=env, start_new_session=True)
     try:
         wait_until(lambda: "botstream is up" in out_file.read_text() or up.poll() is not None, timeout=240,
@@ -147,7 +147,7 @@ def test_botstream_up_end_to_end(tmp_path: Path) -> None:
         secrets = [TG_SECRET, SLACK_SECRET, WA_SECRET, WA_VERIFY, *TOKENS.values()]
         leaked = [s for s in secrets if s in every_log]
         assert leaked == [], f"secrets in logs: {leaked}"
-        demo = subprocess.run([sys.executable, "-m", "botstream.cli", "demo", "--rate", "20", "--chats", "5",
+        demo = subprocess.run([sys.executable, "-m", "botstream", "demo", "--rate", "20", "--chats", "5",
                                "--duration", "3"], env=env, capture_output=True, text=True, timeout=120)
         assert demo.returncode == 0, demo.stderr[-3000:]
         table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from botstream.embedded_kafka import (
+from botstream.core.errors import BrokerStartError, JarResolveError, JavaMissingError, PortTakenError
+from botstream.core.settings import REPO_ROOT, Settings
+from botstream.ops.embedded_kafka import (
     EmbeddedKafka,
     ExternalKafka,
     ensure_jars,
@@ -21,8 +23,6 @@ from botstream.embedded_kafka import (
     kafka_for,
     pid_alive,
 )
-from botstream.exceptions import BrokerStartError, JarResolveError, JavaMissingError, PortTakenError
-from botstream.settings import REPO_ROOT, Settings
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -132,7 +132,7 @@ def test_external_cluster_starts_nothing() -> None:
     kafka = kafka_for(Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}))
     assert isinstance(kafka, ExternalKafka)
     assert kafka.start() == "127.0.0.1:1"
-    out = subprocess.run([sys.executable, "-m", "botstream.cli", "kafka", "up"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "botstream", "kafka", "up"], capture_output=True, text=True,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, timeout=60)
     assert out.returncode == 0 and "nothing started" in out.stdout
 
@@ -142,7 +142,7 @@ def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "botstream.cli", "kafka", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "botstream", "kafka", *args], capture_output=True,
                               text=True, env=env, timeout=180)
 
     up = cli("up", "--free-port")

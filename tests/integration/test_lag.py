@@ -14,9 +14,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from botstream.cli import main
-from botstream.lag import ConsumerLagCollector, botstream_groups, consumer_lag, dlq_records
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.cli import main
+from botstream.ops.lag import ConsumerLagCollector, botstream_groups, consumer_lag, dlq_records
 from tests.processes import ProcessGroup, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -133,7 +133,7 @@ def test_exporter_process_serves_the_lag(kafka_bootstrap: str, test_settings: Se
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    exporter = processes.start("lag", ["-m", "botstream.cli", "lag", "--serve", "--port", str(port)],
+    exporter = processes.start("lag", ["-m", "botstream", "lag", "--serve", "--port", str(port)],
                                env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                                     "BOTSTREAM_TOPIC_PREFIX": test_settings.topic_prefix})
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-from botstream.admin import apply_catalog, list_catalog
-from botstream.settings import Settings
-from schemas.topics import catalog
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog, list_catalog
+from botstream.schemas.topics import catalog
 from tests.pipeline import make_update, produce_updates
 from tests.processes import wait_until
 
@@ -55,7 +55,7 @@ def test_partition_counts_are_never_changed_silently(test_settings: Settings, ka
     assert any(more in e and "cannot shrink" in e for e in report.errors) and not report.ok
     grown = apply_catalog(test_settings, kafka_bootstrap, grow=True)
     assert fewer in grown.grown
-    cli = subprocess.run([sys.executable, "-m", "botstream.cli", "topics", "apply"], capture_output=True, text=True,
+    cli = subprocess.run([sys.executable, "-m", "botstream", "topics", "apply"], capture_output=True, text=True,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                               "BOTSTREAM_TOPIC_PREFIX": test_settings.topic_prefix,
                               "BOTSTREAM_PARTITIONS": str(test_settings.partitions)}, timeout=60)
@@ -67,7 +67,7 @@ def test_tail_decodes_records_to_json_lines(test_settings: Settings, kafka_boots
     assert apply_catalog(settings, kafka_bootstrap).ok
     update = make_update("42", "hello data team")
     produce_updates(kafka_bootstrap, settings.topic("updates"), [update])
-    out = subprocess.run([sys.executable, "-m", "botstream.cli", "topics", "tail", "updates", "--from-beginning",
+    out = subprocess.run([sys.executable, "-m", "botstream", "topics", "tail", "updates", "--from-beginning",
                           "--json", "--max", "1", "--idle-exit", "20"], capture_output=True, text=True, timeout=90,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                               "BOTSTREAM_TOPIC_PREFIX": settings.topic_prefix})
@@ -82,7 +82,7 @@ def test_partition_for_agrees_with_the_clients_partitioner(kafka_bootstrap: str)
     them) is where `partition_for` says each chat lives."""
     from confluent_kafka import Producer
 
-    from botstream.partitioning import partition_for
+    from botstream.core.partitioning import partition_for
 
     topic = f"partitioning-{os.getpid()}-{time.time_ns()}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})

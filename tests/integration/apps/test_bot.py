@@ -2,7 +2,7 @@
 
 import asyncio
 
-from streams.handlers import Bot, Context, JobContext
+from botstream.streams.handlers import Bot, Context, JobContext
 
 bot = Bot(fallback_text="fallback: handler failed")
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from botstream.admin import apply_catalog
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
 from tests.integration.ingest.support import Ingest, end_offsets, start_ingest, write_bots
 from tests.pipeline import TopicReader
 from tests.processes import ProcessGroup

@@ -17,10 +17,10 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from botstream.embedded_kafka import free_port
-from botstream.settings import Settings
-from ingest.platforms.hub_signature import hub_signature
-from ingest.platforms.slack import slack_signature
+from botstream.core.settings import Settings
+from botstream.ingest.platforms.hub_signature import hub_signature
+from botstream.ingest.platforms.slack import slack_signature
+from botstream.ops.embedded_kafka import free_port
 from tests.processes import Child, ProcessGroup, wait_until
 
 DISCORD_KEY = Ed25519PrivateKey.generate()
@@ -86,7 +86,7 @@ def start_ingest(processes: ProcessGroup, settings: Settings, bootstrap: str, bo
                  *, name: str = "ingest", args: tuple[str, ...] = (), **env: str) -> Ingest:
     """`botstream ingest` on a free port, returned once /readyz says the broker is reachable."""
     port = free_port()
-    child = processes.start(name, ["-m", "botstream.cli", "ingest", *args], env={
+    child = processes.start(name, ["-m", "botstream", "ingest", *args], env={
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BOTSTREAM_TOPIC_PREFIX": settings.topic_prefix,
         "BOTSTREAM_BOTS_FILE": str(bots_file), "BOTSTREAM_INGEST_PORT": str(port),
         "BOTSTREAM_PARTITIONS": str(settings.partitions), **env})

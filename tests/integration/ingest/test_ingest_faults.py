@@ -13,9 +13,9 @@ import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from botstream.admin import apply_catalog
-from botstream.embedded_kafka import EmbeddedKafka
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import EmbeddedKafka
 from tests.integration.ingest.support import (
     WA_SECRET,
     end_offsets,

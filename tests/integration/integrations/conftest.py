@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import SandboxConfig, SandboxServer
-from streams.integrations import Integration
+from botstream.sandbox import SandboxConfig, SandboxServer
+from botstream.streams.integrations import Integration
 from tests.unit.integrations.support import config
 
 

@@ -1,7 +1,7 @@
 """A bot for the worker test that calls its `llm` integration without catching anything: when the
 call fails, the processor must record a HandlerFailed and send the bot's fallback."""
 
-from streams.handlers import Bot, Context
+from botstream.streams.handlers import Bot, Context
 
 bot = Bot(fallback_text="raw fallback: handler failed")
 

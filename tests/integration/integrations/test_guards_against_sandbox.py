@@ -13,8 +13,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sandbox import SandboxServer
-from streams.integrations import (
+from botstream.sandbox import SandboxServer
+from botstream.streams.integrations import (
     BoundIntegration,
     CallScope,
     Integration,
@@ -168,7 +168,7 @@ async def test_the_handler_timeout_cancels_the_request_and_frees_the_slot(
 
 
 async def test_the_auth_header_reaches_the_upstream(upstream: SandboxServer, make_integration: MakeIntegration) -> None:
-    from botstream.secret import Secret
+    from botstream.core.secret import Secret
 
     upstream.client.patch_config({"upstream": {"authorization": "Bearer sk-test"}})
     good = make_integration(auth_header="Authorization", auth_scheme="Bearer", auth_value=Secret("sk-test"))

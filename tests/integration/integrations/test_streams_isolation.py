@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from botstream.admin import apply_catalog
-from botstream.settings import Settings
-from sandbox import SandboxConfig, SandboxServer
-from streams.examples.faq import ASSISTANT_DOWN
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.sandbox import SandboxConfig, SandboxServer
+from botstream.streams.examples.faq import ASSISTANT_DOWN
 from tests.integration.streams.conftest import Pipeline
 from tests.pipeline import make_update, produce_updates
 from tests.processes import ProcessGroup
@@ -46,7 +46,7 @@ platform = "slack"
 signing_secret = "slack-signing-secret-faq"
 bot_token = "xoxb-test-faq"
 api_base_url = "http://127.0.0.1:9"
-handler = "streams.examples.faq"
+handler = "botstream.streams.examples.faq"
 {integration}
 [[bots]]
 id = "raw"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox import ManualClock, SandboxConfig, SandboxServer
+from botstream.sandbox import ManualClock, SandboxConfig, SandboxServer
 from tests.integration.sandbox.support import RecordingSleep
 
 

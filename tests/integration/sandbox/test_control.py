@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sandbox import SandboxConfig, SandboxServer
+from botstream.sandbox import SandboxConfig, SandboxServer
 
 
 def send(http: httpx.Client, base: str, chat: int, seq: int, bot: str = "1") -> int:

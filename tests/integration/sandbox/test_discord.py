@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sandbox import ManualClock, SandboxServer
+from botstream.sandbox import ManualClock, SandboxServer
 
 BOT_ID = "998877665544332211"
 TOKEN = base64.urlsafe_b64encode(BOT_ID.encode()).decode().rstrip("=") + ".Gabcde.secret"

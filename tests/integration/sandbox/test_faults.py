@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from sandbox import SandboxConfig, SandboxServer
-from sandbox.faults import decide
+from botstream.sandbox import SandboxConfig, SandboxServer
+from botstream.sandbox.faults import decide
 from tests.integration.sandbox.support import RecordingSleep
 
 UNLIMITED = SandboxConfig().with_limits_disabled()

@@ -1,4 +1,4 @@
-"""Entry points: the thread helper, `python -m sandbox`, and the reset fallback on a plain uvicorn."""
+"""Entry points: the thread helper, `python -m botstream.sandbox`, and the reset fallback on a plain uvicorn."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from sandbox import SandboxConfig, build_app, main, run_sandbox_in_thread
+from botstream.sandbox import SandboxConfig, build_app, main, run_sandbox_in_thread
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,7 +39,7 @@ def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
     config.write_text('[faults]\nforbidden_chats = ["42"]\n')
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", str(port), "--config", str(config), "--no-limits"],
+        [sys.executable, "-m", "botstream.sandbox", "--port", str(port), "--config", str(config), "--no-limits"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

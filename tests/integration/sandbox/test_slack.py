@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sandbox import ManualClock, SandboxServer, bot_identity
+from botstream.sandbox import ManualClock, SandboxServer, bot_identity
 
 TOKEN = "xoxb-1111-2222-abcdef"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sandbox import ManualClock, SandboxServer
+from botstream.sandbox import ManualClock, SandboxServer
 
 TOKEN = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from sandbox import ManualClock, SandboxServer
+from botstream.sandbox import ManualClock, SandboxServer
 
 
 def send(http: httpx.Client, sandbox: SandboxServer, to: str, number: str = "1065403") -> httpx.Response:

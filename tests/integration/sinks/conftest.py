@@ -1,5 +1,5 @@
 """A sinks rig: the catalog applied on the session broker, a real sandbox in a thread, and sink workers
-started as real processes (`python -m botstream.cli sinks`) with their settings in the environment."""
+started as real processes (`python -m botstream sinks`) with their settings in the environment."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from botstream.admin import apply_catalog
-from botstream.embedded_kafka import free_port
-from botstream.settings import Settings
-from sandbox import SandboxConfig, SandboxServer
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import free_port
+from botstream.sandbox import SandboxConfig, SandboxServer
 from tests.integration.sinks.support import CODEC, scrape, write_sinks_bots
 from tests.pipeline import TopicReader, producer
 from tests.processes import Child, ProcessGroup, wait_until
@@ -50,7 +50,7 @@ class SinkRig:
         write_sinks_bots(self.bots_file, self.sandbox.base_url, **kw)
 
     def start_sinks(self, name: str = "sinks", **extra: str) -> Child:
-        return self.processes.start(name, ["-m", "botstream.cli", "sinks"], env=self.env(name, **extra))
+        return self.processes.start(name, ["-m", "botstream", "sinks"], env=self.env(name, **extra))
 
     def wait_ready(self, name: str, child: Child, owned: int | None = None, timeout: float = 90) -> None:
         """Until the worker serves /metrics and owns `owned` partitions of replies (any, if None)."""
@@ -84,7 +84,7 @@ class SinkRig:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`botstream <args>` against this rig's topics."""
-        return subprocess.run([sys.executable, "-m", "botstream.cli", *args], env=self.env("cli"),
+        return subprocess.run([sys.executable, "-m", "botstream", *args], env=self.env("cli"),
                               capture_output=True, text=True, timeout=120)
 
     def reader(self, topic: str, record: str | None) -> TopicReader:

@@ -18,7 +18,7 @@ from tests.pipeline import CODEC, producer
 __all__ = ["CODEC", "chat_replies", "expected_by_chat", "log_events", "make_reply", "metric_sum",
            "produce_replies", "scrape", "texts_by_chat", "write_sinks_bots"]
 
-SEQ_STRIDE = 1000  # as streams.processor: chat_seq = update offset * 1000 + index
+SEQ_STRIDE = 1000  # as botstream.streams.processor: chat_seq = update offset * 1000 + index
 
 
 def make_reply(chat_id: str, text: str, index: int, *, bot_id: str = "tg", platform: str = "telegram",

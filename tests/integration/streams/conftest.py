@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from botstream.admin import apply_catalog
-from botstream.embedded_kafka import free_port
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import free_port
 from tests.integration.sinks.support import scrape
 from tests.pipeline import TopicReader, write_bots_file
 from tests.processes import Child, ProcessGroup
@@ -34,7 +34,7 @@ class Pipeline:
                 "BOTSTREAM_STREAMS_WEB_PORT": str(port), **extra}
 
     def start_streams(self, name: str = "streams", **extra: str) -> Child:
-        return self.processes.start(name, ["-m", "botstream.cli", "streams"], env=self.env(name, **extra))
+        return self.processes.start(name, ["-m", "botstream", "streams"], env=self.env(name, **extra))
 
     def owned_partitions(self, name: str) -> float | None:
         """The worker's `botstream_streams_owned_partitions`, or None while it does not answer."""
@@ -53,7 +53,7 @@ class Pipeline:
 def make_pipeline(test_settings: Settings, kafka_bootstrap: str, tmp_path: Path, processes: ProcessGroup):  # type: ignore[no-untyped-def]
     made: list[Pipeline] = []
 
-    def make(partitions: int = 4, handler: str = "streams.examples.echo") -> Pipeline:
+    def make(partitions: int = 4, handler: str = "botstream.streams.examples.echo") -> Pipeline:
         settings = dataclasses.replace(test_settings, partitions=partitions,
                                        topic_prefix=f"{test_settings.topic_prefix}-{len(made)}")
         report = apply_catalog(settings, kafka_bootstrap)

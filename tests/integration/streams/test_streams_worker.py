@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from botstream.partitioning import partition_for
-from streams.replay import conversations_changelog, fold_messages
+from botstream.core.partitioning import partition_for
+from botstream.streams.replay import conversations_changelog, fold_messages
 from tests.pipeline import TopicReader, make_update, produce_updates
 from tests.processes import wait_until
 
@@ -148,7 +148,7 @@ def test_replay_rebuilds_the_live_conversation_state(pipeline) -> None:  # type:
     assert rebuilt == live
     assert rebuilt["slack:faq:f0"]["handoff"] is True and rebuilt["slack:faq:f0"]["bot_state"] == {
         "started": True, "digest": True}
-    out = subprocess.run([sys.executable, "-m", "botstream.cli", "replay", "--from", "beginning"],
+    out = subprocess.run([sys.executable, "-m", "botstream", "replay", "--from", "beginning"],
                          env=pipeline.env("replay"), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["chats"] == 30
@@ -178,7 +178,7 @@ def test_handoff_silences_the_bot_until_released(pipeline) -> None:  # type: ign
     produce_updates(pipeline.bootstrap, topic, [mk("/human"), mk("I need help")])
     handoff = pipeline.reader("handoff", "update").wait_for(1, timeout=90, alive=worker.alive)
     assert [u["text"] for u in handoff] == ["I need help"]
-    out = subprocess.run([sys.executable, "-m", "botstream.cli", "handoff", "release", "slack:faq:h1"],
+    out = subprocess.run([sys.executable, "-m", "botstream", "handoff", "release", "slack:faq:h1"],
                          env=pipeline.env("cli"), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     produce_updates(pipeline.bootstrap, topic, [mk("price?")])

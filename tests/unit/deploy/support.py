@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from botstream.settings import REPO_ROOT, Settings
+from botstream.core.settings import REPO_ROOT, Settings
 
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -34,7 +34,7 @@ def settings_env_names() -> set[str]:
 def parse_botstream_args(argv: list[str]) -> Any:
     """Parse argv exactly as the image's ENTRYPOINT ["botstream"] would; SystemExit means it is not a
     botstream command (argparse exits on unknown commands and options)."""
-    from botstream.cli import build_parser
+    from botstream.ops.cli import build_parser
 
     try:
         return build_parser().parse_args(argv)
@@ -84,10 +84,10 @@ def exported_metric_names() -> dict[str, str]:
     """
     from prometheus_client import REGISTRY
 
-    import ingest.metrics  # noqa: F401 - registers the ingest metrics
-    import sinks.metrics  # noqa: F401
-    import streams.metrics  # noqa: F401
-    from botstream.lag import ConsumerLagCollector
+    import botstream.ingest.metrics  # noqa: F401 - registers the ingest metrics
+    import botstream.sinks.metrics  # noqa: F401
+    import botstream.streams.metrics  # noqa: F401
+    from botstream.ops.lag import ConsumerLagCollector
 
     families = list(REGISTRY.collect())
     families += ConsumerLagCollector(Settings(), "unused:9092").describe()

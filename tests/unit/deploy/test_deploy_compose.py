@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from botstream.bots import load_bots_file
-from botstream.settings import REPO_ROOT, Settings
+from botstream.core.bots import load_bots_file
+from botstream.core.settings import REPO_ROOT, Settings
 from tests.unit.deploy.support import (
     PENDING_SETTINGS,
     PROMETHEUS_DIR,

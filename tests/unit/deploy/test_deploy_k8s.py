@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import load_bots_file
-from botstream.settings import Settings
+from botstream.core.bots import load_bots_file
+from botstream.core.settings import Settings
 from tests.unit.deploy.support import (
     K8S_DIR,
     PENDING_SETTINGS,

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from botstream.commands.lag import as_json, render_table
-from botstream.lag import ConsumerLagCollector, LagSnapshot, PartitionLag, botstream_groups, compute_lag
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.commands.lag import as_json, render_table
+from botstream.ops.lag import ConsumerLagCollector, LagSnapshot, PartitionLag, botstream_groups, compute_lag
 
 SETTINGS = Settings(topic_prefix="bs")
 
@@ -131,7 +131,7 @@ def test_table_and_json_show_each_group() -> None:
 @pytest.mark.parametrize("argv", [["lag"], ["lag", "--group", "a", "--group", "b", "--json"],
                                   ["lag", "--serve", "--host", "0.0.0.0", "--port", "9309", "--cache", "5"]])
 def test_the_command_is_registered(argv: list[str]) -> None:
-    from botstream.cli import build_parser
+    from botstream.ops.cli import build_parser
 
     args = build_parser().parse_args(argv)
     assert args.command == "lag" and callable(args.func)

@@ -14,11 +14,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from botstream.bots import BotRegistry, parse_bots
-from ingest.app import IngestApp
-from ingest.platforms.hub_signature import hub_signature
-from ingest.platforms.slack import slack_signature
-from ingest.sink import OutboundRecord, SinkStatus
+from botstream.core.bots import BotRegistry, parse_bots
+from botstream.ingest.app import IngestApp
+from botstream.ingest.platforms.hub_signature import hub_signature
+from botstream.ingest.platforms.slack import slack_signature
+from botstream.ingest.sink import OutboundRecord, SinkStatus
 
 DISCORD_KEY = Ed25519PrivateKey.generate()
 DISCORD_PUBLIC_HEX = DISCORD_KEY.public_key().public_bytes_raw().hex()

@@ -22,8 +22,8 @@ from ingest_shell_support import (
     whatsapp_messages,
 )
 
-from ingest.sink import NotDurable, SinkStatus
-from schemas.codec import Codec
+from botstream.ingest.sink import NotDurable, SinkStatus
+from botstream.schemas.codec import Codec
 
 CODEC = Codec()
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01")
@@ -194,7 +194,7 @@ async def test_sink_not_durable_is_503_with_retry_after() -> None:
 
 async def test_a_bug_is_a_500_without_details(caplog: pytest.LogCaptureFixture) -> None:
     app, _ = make_app(MemorySink(RuntimeError("boom tg-secret-A")))
-    with caplog.at_level(logging.ERROR, logger="ingest.access"):
+    with caplog.at_level(logging.ERROR, logger="botstream.ingest.access"):
         reply = await call(app, "POST", "/webhooks/telegram/tg", headers=telegram_headers(), body=telegram_update())
     assert (reply.status, reply.json()) == (500, {"error": "internal_error"})
     assert "boom" not in reply.body.decode()
@@ -219,11 +219,11 @@ async def test_client_gone_mid_body_gets_no_answer_and_writes_nothing() -> None:
 
 async def test_one_log_line_per_request_with_context_and_no_secrets(caplog: pytest.LogCaptureFixture) -> None:
     app, _ = make_app()
-    with caplog.at_level(logging.INFO, logger="ingest.access"):
+    with caplog.at_level(logging.INFO, logger="botstream.ingest.access"):
         await call(app, "POST", "/webhooks/telegram/tg", headers=telegram_headers(**{"x-request-id": "r-1"}),
                    body=telegram_update(text="private words"))
         await call(app, "POST", "/webhooks/telegram/tg", headers=telegram_headers("wrong"), body=telegram_update())
-    ok, refused = [r for r in caplog.records if r.name == "ingest.access"]
+    ok, refused = [r for r in caplog.records if r.name == "botstream.ingest.access"]
     assert (ok.platform, ok.bot, ok.status, ok.correlation_id) == ("telegram", "tg", 200, "r-1")  # type: ignore[attr-defined]
     assert "1 update(s)" in ok.getMessage()
     assert (refused.status, refused.reason) == (401, "signature_mismatch")  # type: ignore[attr-defined]

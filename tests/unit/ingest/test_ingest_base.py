@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.errors import (
+from botstream.ingest.errors import (
     BadRequest,
     IngestError,
     MethodNotAllowed,
@@ -13,8 +13,8 @@ from ingest.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import (
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import (
     UPDATE_FIELDS,
     attachment,
     check_body_size,
@@ -22,7 +22,7 @@ from ingest.platforms.base import (
     constant_time_equal,
     new_update,
 )
-from ingest.platforms.jsonfields import get_decimal, get_id, get_str, parse_json_object
+from botstream.ingest.platforms.jsonfields import get_decimal, get_id, get_str, parse_json_object
 
 REQUIRED = {"platform": "telegram", "bot_id": "b", "chat_id": "1", "update_id": "u", "kind": "message",
             "received_at_ms": 5, "correlation_id": "c", "raw": b"{}"}

@@ -6,8 +6,8 @@ import json
 
 from ingest_shell_support import LIMIT, Body, call, hub_headers, make_app, telegram_headers, whatsapp_messages
 
-from ingest.asgi import read_body
-from ingest.errors import PayloadTooLarge
+from botstream.ingest.asgi import read_body
+from botstream.ingest.errors import PayloadTooLarge
 
 CHUNK = 16 * 1024
 

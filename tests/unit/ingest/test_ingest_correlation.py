@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ingest.correlation import correlation_id_from, traceparent_from
+from botstream.ingest.correlation import correlation_id_from, traceparent_from
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
-from ingest.platforms.discord import command_text, snowflake_ms, verify_discord_signature
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
+from botstream.ingest.platforms.discord import command_text, snowflake_ms, verify_discord_signature
 
 ADAPTER = ADAPTERS["discord"]
 KEY_A, KEY_B = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()

@@ -22,11 +22,11 @@ from fastavro.validation import validate
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import IngestError
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import (
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import IngestError
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import (
     CHAT_TYPES,
     KINDS,
     UPDATE_FIELDS,

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import Accepted, Outcome, WebhookRequest
-from ingest.platforms.generic import verify_generic_signature
-from ingest.platforms.hub_signature import hub_signature
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import Accepted, Outcome, WebhookRequest
+from botstream.ingest.platforms.generic import verify_generic_signature
+from botstream.ingest.platforms.hub_signature import hub_signature
 
 ADAPTER = ADAPTERS["generic"]
 BOT = BotConfig(id="hooks", platform="generic", api_base_url="", credentials={"secret": Secret("s3cret-A")})

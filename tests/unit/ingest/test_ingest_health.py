@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.health import ProducerHealth
+from botstream.ingest.health import ProducerHealth
 
 
 def test_not_ready_before_any_broker_contact() -> None:

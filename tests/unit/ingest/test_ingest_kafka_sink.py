@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from ingest.producer import KafkaSink, producer_config
-from ingest.sink import NotDurable, OutboundRecord
+from botstream.ingest.producer import KafkaSink, producer_config
+from botstream.ingest.sink import NotDurable, OutboundRecord
 
 TOPIC = "t.updates"
 Outcome = Callable[[OutboundRecord], KafkaError | None | str]  # error, None = ack, "hold" = never

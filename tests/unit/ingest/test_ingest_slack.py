@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
-from ingest.platforms.slack import slack_signature, slack_ts_ms, verify_slack_signature
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
+from botstream.ingest.platforms.slack import slack_signature, slack_ts_ms, verify_slack_signature
 
 ADAPTER = ADAPTERS["slack"]
 SECRET_A, SECRET_B = "8f742231b10e8888abcd99yyyzzz85a5", "another-signing-secret"

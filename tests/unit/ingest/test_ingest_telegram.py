@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UnsupportedMediaType
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import Accepted, WebhookRequest
-from ingest.platforms.telegram import verify_telegram_secret_token
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UnsupportedMediaType
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import Accepted, WebhookRequest
+from botstream.ingest.platforms.telegram import verify_telegram_secret_token
 
 ADAPTER = ADAPTERS["telegram"]
 BOT = BotConfig(id="echo", platform="telegram", api_base_url="",

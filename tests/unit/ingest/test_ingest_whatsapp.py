@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import BotConfig
-from botstream.secret import Secret
-from ingest.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, UnsupportedMediaType
-from ingest.platforms import ADAPTERS
-from ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
+from botstream.core.bots import BotConfig
+from botstream.core.secret import Secret
+from botstream.ingest.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from botstream.ingest.platforms import ADAPTERS
+from botstream.ingest.platforms.base import Accepted, HandshakeResponse, Outcome, WebhookRequest
 
 ADAPTER = ADAPTERS["whatsapp"]
 

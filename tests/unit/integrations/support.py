@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from botstream.bots import BreakerSettings, IntegrationConfig
-from streams.integrations import Integration
+from botstream.core.bots import BreakerSettings, IntegrationConfig
+from botstream.streams.integrations import Integration
 
 
 class FakeClock:

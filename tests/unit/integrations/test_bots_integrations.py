@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from botstream.bots import BreakerSettings, load_bots_file, parse_bots
-from botstream.exceptions import ConfigError
-from botstream.settings import REPO_ROOT
+from botstream.core.bots import BreakerSettings, load_bots_file, parse_bots
+from botstream.core.errors import ConfigError
+from botstream.core.settings import REPO_ROOT
 
 BOT = '''[[bots]]
 id = "faq"
 platform = "generic"
 secret = "s3cret"
-handler = "streams.examples.faq"
+handler = "botstream.streams.examples.faq"
 '''
 
 FULL = BOT + '''

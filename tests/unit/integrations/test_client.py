@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from botstream.secret import Secret
-from streams.integrations import (
+from botstream.core.secret import Secret
+from botstream.streams.integrations import (
     CallScope,
     IntegrationBusy,
     IntegrationFailed,
@@ -19,7 +19,7 @@ from streams.integrations import (
     IntegrationTimeout,
     IntegrationUnavailable,
 )
-from streams.integrations.policy import Retry, RetryPolicy, classify_status, next_step
+from botstream.streams.integrations.policy import Retry, RetryPolicy, classify_status, next_step
 from tests.unit.integrations.support import FakeClock, Recorder, integration, sample
 
 

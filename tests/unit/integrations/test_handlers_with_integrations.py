@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 
-from botstream.bots import BotConfig, BotRegistry
-from botstream.secret import Secret
-from streams.examples.faq import ASSISTANT_DOWN
-from streams.handlers import Bot, Context, load_bot
-from streams.integrations import IntegrationPool
-from streams.processor import UpdateProcessor
+from botstream.core.bots import BotConfig, BotRegistry
+from botstream.core.secret import Secret
+from botstream.streams.examples.faq import ASSISTANT_DOWN
+from botstream.streams.handlers import Bot, Context, load_bot
+from botstream.streams.integrations import IntegrationPool
+from botstream.streams.processor import UpdateProcessor
 from tests.pipeline import make_update
 from tests.unit.integrations.support import config
 
@@ -52,7 +52,7 @@ def build(upstream: Any, timeout: float = 1.0) -> tuple[UpdateProcessor, list[tu
 
     bots = registry()
     pool = IntegrationPool(bots.values(), transport=httpx.MockTransport(upstream))
-    handlers = {"faq": load_bot("streams.examples.faq"), "raw": raw_bot(), "plain": load_bot("streams.examples.faq")}
+    handlers = {"faq": load_bot("botstream.streams.examples.faq"), "raw": raw_bot(), "plain": load_bot("botstream.streams.examples.faq")}
     proc = UpdateProcessor(bots, handlers, dedupe={}, dedupe_index={}, conversations={}, emit=emit,
                            dedupe_window_s=3600, handler_timeout_s=timeout, integrations=pool)
     return proc, out, pool

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.integrations.policy import (
+from botstream.streams.integrations.policy import (
     AttemptResult,
     Retry,
     RetryPolicy,

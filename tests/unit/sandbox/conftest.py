@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.config import SandboxConfig
+from botstream.sandbox.config import SandboxConfig
 from tests.unit.sandbox.driver import Driver
 
 

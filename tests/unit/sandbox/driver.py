@@ -7,9 +7,9 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox.config import SandboxConfig
-from sandbox.engine import Outcome, SandboxEngine
-from sandbox.http import Request
+from botstream.sandbox.config import SandboxConfig
+from botstream.sandbox.engine import Outcome, SandboxEngine
+from botstream.sandbox.http import Request
 
 WALL_START = 1_700_000_000.0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.config import ConfigError, SandboxConfig
+from botstream.sandbox.config import ConfigError, SandboxConfig
 
 
 def test_defaults_round_trip_through_dict() -> None:

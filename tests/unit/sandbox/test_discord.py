@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sandbox.engine import Outcome
+from botstream.sandbox.engine import Outcome
 from tests.unit.sandbox.driver import Driver
 
 BOT_ID = "1234567890123456789"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sandbox.config import SandboxConfig
+from botstream.sandbox.config import SandboxConfig
 from tests.unit.sandbox.driver import Driver
 
 SEND = "/bot1:x/sendMessage"

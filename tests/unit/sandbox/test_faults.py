@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from sandbox.config import FaultConfig, LatencySpec
-from sandbox.faults import NO_FAULT, chat_fault, decide, latency_seconds
+from botstream.sandbox.config import FaultConfig, LatencySpec
+from botstream.sandbox.faults import NO_FAULT, chat_fault, decide, latency_seconds
 
 
 def run(faults: FaultConfig, seed: int, n: int) -> list[tuple[str, int, float]]:

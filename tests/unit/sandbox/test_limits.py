@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandbox.limits import FixedWindow, SlidingWindowLog, TokenBucket, acquire_all, whole_seconds
+from botstream.sandbox.limits import FixedWindow, SlidingWindowLog, TokenBucket, acquire_all, whole_seconds
 
 
 def drain(limiter: TokenBucket | SlidingWindowLog | FixedWindow, now: float) -> int:

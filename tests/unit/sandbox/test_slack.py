@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.identity import short_id
+from botstream.sandbox.identity import short_id
 from tests.unit.sandbox.driver import Driver
 
 TOKEN = "xoxb-1111-2222-abcdef"

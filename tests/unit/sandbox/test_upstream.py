@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from sandbox.config import ConfigError, SandboxConfig, UpstreamConfig
-from sandbox.http import Request
-from sandbox.upstream import Upstream, UpstreamStats, decide_upstream, request_key
+from botstream.sandbox.config import ConfigError, SandboxConfig, UpstreamConfig
+from botstream.sandbox.http import Request
+from botstream.sandbox.upstream import Upstream, UpstreamStats, decide_upstream, request_key
 
 
 def post(path: str, body: object = None, **headers: str) -> Request:

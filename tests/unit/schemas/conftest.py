@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.codec import Codec, default_library
-from schemas.library import SchemaLibrary
+from botstream.schemas.codec import Codec, default_library
+from botstream.schemas.library import SchemaLibrary
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.records import ConversationEvent, DeliveryResult, QuarantineRecord, Reply, Update
+from botstream.schemas.records import ConversationEvent, DeliveryResult, QuarantineRecord, Reply, Update
 
 TELEGRAM_RAW = (
     b'{"update_id":987654321,"message":{"message_id":4711,"from":{"id":42,"is_bot":false,'

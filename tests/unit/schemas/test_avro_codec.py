@@ -12,10 +12,10 @@ import pytest
 from fastavro import schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from schemas.codec import Codec
-from schemas.errors import DecodeError, EncodeError, UnknownSchemaError
-from schemas.framing import confluent_header
-from schemas.library import VERSION_ATTRIBUTE, SchemaLibrary
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError, EncodeError, UnknownSchemaError
+from botstream.schemas.framing import confluent_header
+from botstream.schemas.library import VERSION_ATTRIBUTE, SchemaLibrary
 from tests.unit.schemas import samples
 
 

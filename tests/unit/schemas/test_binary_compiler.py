@@ -10,10 +10,10 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.binary_compiler import compile_decoder, compile_encoder
-from schemas.errors import SchemaDefinitionError
-from schemas.library import SchemaLibrary
-from schemas.records import RECORD_NAMES
+from botstream.schemas.binary_compiler import compile_decoder, compile_encoder
+from botstream.schemas.errors import SchemaDefinitionError
+from botstream.schemas.library import SchemaLibrary
+from botstream.schemas.records import RECORD_NAMES
 from tests.unit.schemas import samples, strategies
 
 # Every construct the compiler supports, nested.

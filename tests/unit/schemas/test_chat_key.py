@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.records import ChatKey, chat_key, parse_chat_key
+from botstream.schemas.records import ChatKey, chat_key, parse_chat_key
 
 _part = st.text(min_size=1).filter(lambda s: ":" not in s)
 

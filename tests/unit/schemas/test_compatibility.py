@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from schemas.compatibility import Incompatibility, check_compatibility, resolution_problems
-from schemas.library import SchemaLibrary
-from schemas.records import RECORD_NAMES
+from botstream.schemas.compatibility import Incompatibility, check_compatibility, resolution_problems
+from botstream.schemas.library import SchemaLibrary
+from botstream.schemas.records import RECORD_NAMES
 
 # Deliberate, reviewed breaks: (record name, released version, direction, field). Keep empty
 # unless a change cannot be made compatible (e.g. a new ConversationEvent payload branch rolled

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import Codec
-from schemas.errors import DecodeError, RegistryUnavailableError, SchemaError, UnknownSchemaError
-from schemas.library import SchemaLibrary
-from schemas.records import RECORD_NAMES
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError, RegistryUnavailableError, SchemaError, UnknownSchemaError
+from botstream.schemas.library import SchemaLibrary
+from botstream.schemas.records import RECORD_NAMES
 from tests.unit.schemas import samples
 
 

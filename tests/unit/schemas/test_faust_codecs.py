@@ -9,9 +9,9 @@ from faust.exceptions import ValueDecodeError
 from faust.serializers import codecs as faust_codecs
 from faust.serializers.registry import Registry
 
-from schemas.codec import Codec
-from schemas.errors import DecodeError, UnknownSchemaError
-from schemas.faust_codec import FAUST_CODECS, decode_error_for, faust_codec, register_faust_codecs
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import DecodeError, UnknownSchemaError
+from botstream.schemas.faust_codec import FAUST_CODECS, decode_error_for, faust_codec, register_faust_codecs
 from tests.unit.schemas import samples
 
 

@@ -13,11 +13,16 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_writer
 
-from schemas.codec import Codec
-from schemas.errors import EncodeError, RegistryRejectedError, RegistryUnavailableError, UnknownSchemaError
-from schemas.framing import confluent_header
-from schemas.library import SchemaLibrary
-from schemas.registry import CONTENT_TYPE, SchemaRegistryClient
+from botstream.schemas.codec import Codec
+from botstream.schemas.errors import (
+    EncodeError,
+    RegistryRejectedError,
+    RegistryUnavailableError,
+    UnknownSchemaError,
+)
+from botstream.schemas.framing import confluent_header
+from botstream.schemas.library import SchemaLibrary
+from botstream.schemas.registry import CONTENT_TYPE, SchemaRegistryClient
 from tests.unit.schemas import samples
 from tests.unit.schemas.registry_server import FakeRegistry
 

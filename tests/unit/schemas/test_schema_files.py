@@ -1,4 +1,4 @@
-"""The .avsc files follow the house rules (EVOLUTION.md) and agree with schemas.records."""
+"""The .avsc files follow the house rules (EVOLUTION.md) and agree with botstream.schemas.records."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, get_args
 
 import pytest
 
-from schemas import records
-from schemas.library import VERSION_ATTRIBUTE, SchemaLibrary
+from botstream.schemas import records
+from botstream.schemas.library import VERSION_ATTRIBUTE, SchemaLibrary
 
 SHARED_ENUMS = {
     "dev.botstream.Platform": records.Platform,

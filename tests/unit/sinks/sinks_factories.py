@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botstream.bots import DEFAULT_API_BASE, BotConfig, Limits
-from botstream.secret import Secret
+from botstream.core.bots import DEFAULT_API_BASE, BotConfig, Limits
+from botstream.core.secret import Secret
 
 CHAT_IDS = {"telegram": "42", "slack": "T1/C2", "discord": "1100", "whatsapp": "555/4915112345678",
             "generic": "chat-1"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.breaker import CircuitBreaker, counts_as_failure
-from sinks.outcomes import Delivered, Permanent, Retryable, Wait
+from botstream.core.breaker import CircuitBreaker, counts_as_failure
+from botstream.sinks.outcomes import Delivered, Permanent, Retryable, Wait
 
 
 def feed(breaker: CircuitBreaker, results: list[bool], now: float) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sinks_factories import make_bot
 
-from botstream.bots import BotRegistry
-from sinks.budget import Budgets, with_margin
-from sinks.limits_defaults import DEFAULT_LIMITS
+from botstream.core.bots import BotRegistry
+from botstream.sinks.budget import Budgets, with_margin
+from botstream.sinks.limits_defaults import DEFAULT_LIMITS
 
 
 def test_margin_applies_to_chat_limits_and_leaves_the_bot_budget_whole() -> None:

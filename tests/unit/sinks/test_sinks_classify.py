@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sinks.outcomes import (
+from botstream.sinks.outcomes import (
     Delivered,
     DiscordBucketUpdate,
     Moved,
@@ -17,8 +17,8 @@ from sinks.outcomes import (
     classify_transport_error,
     describe_outcome,
 )
-from sinks.platforms import discord, generic, slack, telegram, whatsapp
-from sinks.platforms.base import InboundResponse
+from botstream.sinks.platforms import discord, generic, slack, telegram, whatsapp
+from botstream.sinks.platforms.base import InboundResponse
 
 
 def resp(status: int, body: Any = None, headers: dict[str, str] | None = None) -> InboundResponse:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sinks_factories import make_reply
 
-from sinks.coalesce import coalesce, merged_reply, text_length
+from botstream.sinks.coalesce import coalesce, merged_reply, text_length
 
 
 def r(seq: int, text: str | None = "x", chat: str = "42", **overrides: Any) -> dict[str, Any]:

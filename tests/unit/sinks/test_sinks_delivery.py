@@ -11,14 +11,14 @@ import httpx
 import pytest
 from sinks_factories import make_bot, make_reply
 
-from botstream.bots import BotConfig, BotRegistry, Limits
-from sinks.breaker import CircuitBreaker
-from sinks.budget import Budgets
-from sinks.delivery import DeadLetter, Duplicate, Park, ReplyDeliverer, Sent, Skipped
-from sinks.generation import Abandoned, Generation
-from sinks.ledger import DeliveryLedger
-from sinks.retry import RetryPolicy
-from sinks.sender import HttpSender
+from botstream.core.bots import BotConfig, BotRegistry, Limits
+from botstream.core.breaker import CircuitBreaker
+from botstream.sinks.budget import Budgets
+from botstream.sinks.delivery import DeadLetter, Duplicate, Park, ReplyDeliverer, Sent, Skipped
+from botstream.sinks.generation import Abandoned, Generation
+from botstream.sinks.ledger import DeliveryLedger
+from botstream.sinks.retry import RetryPolicy
+from botstream.sinks.sender import HttpSender
 
 T0 = 1_000.0
 

@@ -7,10 +7,16 @@ from typing import Any
 import pytest
 from sinks_factories import make_reply
 
-from schemas.codec import Codec
-from sinks.dlq import DlqFilter, collect, parse_since, replay_reply
-from sinks.results import HEADER_DLQ_OUTCOME, HEADER_DLQ_REASON, HEADER_REPLAYED, dead_letter, delivery_result
-from sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN, decode_retry_headers
+from botstream.schemas.codec import Codec
+from botstream.sinks.dlq import DlqFilter, collect, parse_since, replay_reply
+from botstream.sinks.results import (
+    HEADER_DLQ_OUTCOME,
+    HEADER_DLQ_REASON,
+    HEADER_REPLAYED,
+    dead_letter,
+    delivery_result,
+)
+from botstream.sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN, decode_retry_headers
 
 CODEC = Codec()
 NOW = 1_700_000_000_000

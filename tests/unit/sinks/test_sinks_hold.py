@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sinks.hold import Admission, Blocker, ChatHold, HoldBack, held_key
+from botstream.sinks.hold import Admission, Blocker, ChatHold, HoldBack, held_key
 
 CHAT = "telegram:b1:42"
 

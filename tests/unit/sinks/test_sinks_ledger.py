@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sinks.ledger import DeliveryLedger
+from botstream.sinks.ledger import DeliveryLedger
 
 
 def test_a_recorded_fate_is_found_and_a_replay_forgets_only_failures() -> None:

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sinks_factories import make_bot
 
-from botstream.bots import Limits
-from sinks.limits_defaults import DEFAULT_LIMITS, resolve_limits
-from sinks.outcomes import DiscordBucketUpdate, Wait
-from sinks.ratelimit import (
+from botstream.core.bots import Limits
+from botstream.sinks.limits_defaults import DEFAULT_LIMITS, resolve_limits
+from botstream.sinks.outcomes import DiscordBucketUpdate, Wait
+from botstream.sinks.ratelimit import (
     MIN_SHARE_RATE,
     BotLimiter,
     LearnedWindow,
@@ -357,8 +357,8 @@ def platform_refusals(platform_bucket, platform_window, delays: list[tuple[float
     """One chat sending one request at a time as fast as the shipped limiter allows (with its margin,
     which alone covers delays up to 50 ms), each request arriving `arrive` s after leaving and
     answered `answer` s later; counts the sandbox's refusals."""
-    from sinks.budget import with_margin
-    from sinks.limits_defaults import DEFAULT_LIMITS as defaults
+    from botstream.sinks.budget import with_margin
+    from botstream.sinks.limits_defaults import DEFAULT_LIMITS as defaults
 
     limiter = BotLimiter("telegram", with_margin(defaults["telegram"]))
     key = "telegram:b1:-100" if chat_type == "group" else "telegram:b1:100"
@@ -383,7 +383,7 @@ def test_a_slow_first_arrival_trips_a_limiter_that_does_not_settle() -> None:
     """The failure `settle` exists for: the burst's first request arrives late, the platform's bucket
     was full (its refill wasted) until then, and a sender refilling from the moment of leaving is one
     token ahead of the platform a second later."""
-    from sandbox.limits import TokenBucket as PlatformBucket
+    from botstream.sandbox.limits import TokenBucket as PlatformBucket
 
     delays = [(0.2, 0.001)] + [(0.001, 0.001)] * 5
     assert platform_refusals(PlatformBucket(1.0, 3), None, delays, "private", settle=False) >= 1
@@ -399,8 +399,8 @@ def test_a_settling_sender_never_trips_the_sandbox_limits_whatever_the_delays(
 ) -> None:
     """Against the sandbox's own Telegram per-chat bucket and group window, arrival delays up to 10x
     the margin's worth."""
-    from sandbox.limits import SlidingWindowLog
-    from sandbox.limits import TokenBucket as PlatformBucket
+    from botstream.sandbox.limits import SlidingWindowLog
+    from botstream.sandbox.limits import TokenBucket as PlatformBucket
 
     window = SlidingWindowLog(20, 60.0) if chat_type == "group" else None
     assert platform_refusals(PlatformBucket(1.0, 3), window, delays, chat_type, settle=True) == 0

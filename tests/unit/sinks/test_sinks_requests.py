@@ -9,9 +9,9 @@ import json
 import pytest
 from sinks_factories import make_bot, make_reply
 
-from sinks.errors import InvalidReply, MissingCredential, UnsupportedReply
-from sinks.platforms import TEXT_LIMITS, adapter_for, discord, generic, slack, telegram, whatsapp
-from sinks.platforms.base import HEADER_REQUEST_ID, HEADER_SEQ
+from botstream.sinks.errors import InvalidReply, MissingCredential, UnsupportedReply
+from botstream.sinks.platforms import TEXT_LIMITS, adapter_for, discord, generic, slack, telegram, whatsapp
+from botstream.sinks.platforms.base import HEADER_REQUEST_ID, HEADER_SEQ
 
 
 @pytest.mark.parametrize("platform", ["telegram", "slack", "discord", "whatsapp", "generic"])

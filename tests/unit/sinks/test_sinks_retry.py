@@ -7,10 +7,10 @@ import random
 import pytest
 from sinks_factories import make_reply
 
-from botstream.settings import Settings
-from sinks.errors import InvalidRetryHeaders
-from sinks.outcomes import Delivered, Moved, Permanent, Retryable, Wait
-from sinks.retry import (
+from botstream.core.settings import Settings
+from botstream.sinks.errors import InvalidRetryHeaders
+from botstream.sinks.outcomes import Delivered, Moved, Permanent, Retryable, Wait
+from botstream.sinks.retry import (
     HEADER_ATTEMPT,
     HEADER_NOT_BEFORE,
     MAX_ERROR_BYTES,

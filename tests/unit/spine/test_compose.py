@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from botstream.embedded_kafka import kafka_version
-from botstream.settings import REPO_ROOT
+from botstream.core.settings import REPO_ROOT
+from botstream.ops.embedded_kafka import kafka_version
 
 
 def test_compose_parses_and_kafka_matches_the_launcher_major_version() -> None:

@@ -6,8 +6,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from botstream.ordering import OffsetTracker
-from botstream.scheduler import ChatScheduler
+from botstream.core.ordering import OffsetTracker
+from botstream.core.scheduler import ChatScheduler
 
 
 def test_acks_only_the_completed_prefix() -> None:

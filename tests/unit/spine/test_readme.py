@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from botstream.settings import REPO_ROOT, Settings
-from schemas.topics import markdown_table
+from botstream.core.settings import REPO_ROOT, Settings
+from botstream.schemas.topics import markdown_table
 
 
 def test_readme_topic_table_matches_the_catalog() -> None:
@@ -15,7 +15,7 @@ def test_readme_topic_table_matches_the_catalog() -> None:
     expected = markdown_table(Settings.from_env({}))
     assert block.group(1).strip() == expected.strip(), (
         "README topic table is stale; regenerate with: .venv/bin/python -c "
-        "'from schemas.topics import markdown_table; from botstream.settings import Settings; "
+        "'from botstream.schemas.topics import markdown_table; from botstream.core.settings import Settings; "
         "print(markdown_table(Settings()))'")
 
 
@@ -26,10 +26,10 @@ def test_readme_shows_the_two_commands_first() -> None:
 
 
 def test_readme_metrics_table_matches_what_the_code_exports() -> None:
-    from botstream.metrics_catalog import markdown_table as metrics_table
+    from botstream.ops.metrics_catalog import markdown_table as metrics_table
 
     readme = (REPO_ROOT / "README.md").read_text()
     block = re.search(r"<!-- metrics:begin[^>]*-->\n(.*?)\n<!-- metrics:end -->", readme, re.S)
     assert block, "README.md lost its metrics block"
     assert block.group(1).strip() == metrics_table().strip(), (
-        "README metrics table is stale; regenerate with: .venv/bin/python -m botstream.metrics_catalog")
+        "README metrics table is stale; regenerate with: .venv/bin/python -m botstream.ops.metrics_catalog")

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from botstream.bots import load_bots_file, parse_bots
-from botstream.exceptions import ConfigError
-from botstream.logs import JsonFormatter, register_secrets
-from botstream.secret import Secret
-from botstream.settings import Settings
+from botstream.core.bots import load_bots_file, parse_bots
+from botstream.core.errors import ConfigError
+from botstream.core.logs import JsonFormatter, register_secrets
+from botstream.core.secret import Secret
+from botstream.core.settings import Settings
 
 GOOD = """
 [[bots]]
@@ -17,7 +17,7 @@ id = "echo"
 platform = "telegram"
 secret_token = "env:ECHO_SECRET"
 token = "123:ABC"
-handler = "streams.examples.echo"
+handler = "botstream.streams.examples.echo"
 [bots.limits]
 per_chat_per_second = 2
 
@@ -93,11 +93,11 @@ def test_secret_never_prints_and_is_masked_in_logs() -> None:
 def test_cluster_ids_never_start_with_a_dash() -> None:
     from unittest import mock
 
-    from botstream.embedded_kafka import random_cluster_id
+    from botstream.ops.embedded_kafka import random_cluster_id
 
     dashed = mock.Mock(bytes=b"\xf8" + b"\x00" * 15)  # base64url of 0xf8... starts with '-'
     plain = mock.Mock(bytes=b"\x00" * 16)
-    with mock.patch("botstream.embedded_kafka.uuid.uuid4", side_effect=[dashed, plain]):
+    with mock.patch("botstream.ops.embedded_kafka.uuid.uuid4", side_effect=[dashed, plain]):
         assert random_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
 
 

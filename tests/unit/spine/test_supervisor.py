@@ -7,7 +7,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from botstream.supervisor import ChildSpec, Supervisor
+from botstream.ops.supervisor import ChildSpec, Supervisor
 from tests.processes import wait_until
 
 CHILD = textwrap.dedent("""

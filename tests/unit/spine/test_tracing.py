@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from botstream import tracing
-from streams.handlers import PlannedReply
+from botstream.core import tracing
+from botstream.streams.handlers import PlannedReply
 from tests.pipeline import make_update
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from botstream.bots import BotConfig, BotRegistry
-from botstream.secret import Secret
-from streams.conversation import fold
-from streams.handlers import Bot, Context, load_bot
-from streams.processor import UpdateProcessor, reply_id
+from botstream.core.bots import BotConfig, BotRegistry
+from botstream.core.secret import Secret
+from botstream.streams.conversation import fold
+from botstream.streams.handlers import Bot, Context, load_bot
+from botstream.streams.processor import UpdateProcessor, reply_id
 from tests.pipeline import make_update
 
 
@@ -26,9 +26,9 @@ class Clock:
 def registry() -> BotRegistry:
     return BotRegistry([
         BotConfig(id="echo", platform="telegram", credentials={"token": Secret("1:x"), "secret_token": Secret("s")},
-                  api_base_url="", handler="streams.examples.echo"),
+                  api_base_url="", handler="botstream.streams.examples.echo"),
         BotConfig(id="faq", platform="telegram", credentials={"token": Secret("2:x"), "secret_token": Secret("s")},
-                  api_base_url="", handler="streams.examples.faq"),
+                  api_base_url="", handler="botstream.streams.examples.faq"),
     ])
 
 
@@ -39,7 +39,7 @@ def build(handlers: dict[str, Bot] | None = None, timeout: float = 1.0) -> tuple
         out.append((stream, key, record))
 
     clock = Clock()
-    handlers = handlers or {"echo": load_bot("streams.examples.echo"), "faq": load_bot("streams.examples.faq")}
+    handlers = handlers or {"echo": load_bot("botstream.streams.examples.echo"), "faq": load_bot("botstream.streams.examples.faq")}
     proc = UpdateProcessor(registry(), handlers, dedupe={}, dedupe_index={}, conversations={}, emit=emit,
                            dedupe_window_s=3600, handler_timeout_s=timeout, clock=clock)
     return proc, out, clock
@@ -125,5 +125,5 @@ async def test_expired_keys_are_deleted_oldest_first() -> None:
 
 @pytest.mark.parametrize("text, expected", [("/start@MyBot x", "start"), ("hello", None), ("/", None)])
 def test_command_names(text: str, expected: str | None) -> None:
-    from streams.handlers import command_name
+    from botstream.streams.handlers import command_name
     assert command_name(text) == expected

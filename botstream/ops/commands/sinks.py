@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_sinks(args: argparse.Namespace, settings: Settings) -> int:
-    from sinks.worker import run_sinks_worker
+    from botstream.sinks.worker import run_sinks_worker
 
     changes: dict[str, object] = {}
     if args.web_port:

@@ -10,7 +10,7 @@ import importlib
 
 from prometheus_client import REGISTRY
 
-STAGE_MODULES = ("ingest.metrics", "streams.metrics", "streams.integrations.metrics", "sinks.metrics", "botstream.lag")
+STAGE_MODULES = ("botstream.ingest.metrics", "botstream.streams.metrics", "botstream.streams.integrations.metrics", "botstream.sinks.metrics", "botstream.ops.lag")
 SKIP_PREFIXES = ("python_", "process_", "platform_")
 
 
@@ -38,7 +38,7 @@ def _labels(collector: object) -> str:
 
 def lag_rows() -> list[tuple[str, str, str, str]]:
     """The lag exporter's families (a custom collector registered only by `botstream lag --serve`)."""
-    from botstream.lag import ConsumerLagCollector
+    from botstream.ops.lag import ConsumerLagCollector
 
     rows = []
     for family in ConsumerLagCollector._families(None):  # type: ignore[arg-type]  # static shapes only

@@ -1,7 +1,7 @@
 """`botstream lag`: how far behind streams and sinks are, per partition — or served to Prometheus.
 
     botstream lag [--group G ...] [--json]            a table (or JSON) of committed vs end offsets
-    botstream lag --serve [--host H] [--port 9309]    /metrics with botstream_consumer_lag (see botstream.lag)
+    botstream lag --serve [--host H] [--port 9309]    /metrics with botstream_consumer_lag (see botstream.ops.lag)
 
 Groups shown: `<prefix>-streams`, `<prefix>-sinks` and every `--group` given.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 if TYPE_CHECKING:  # the CLI parser is built on every command: import Kafka and Prometheus only when run
-    from botstream.lag import PartitionLag
+    from botstream.ops.lag import PartitionLag
 
 DEFAULT_EXPORTER_PORT = 9309
 
@@ -34,18 +34,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_lag(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.commands.topics import bootstrap_of
+    from botstream.ops.commands.topics import bootstrap_of
 
     bootstrap = bootstrap_of(settings)
     if args.serve:
         return serve(settings, bootstrap, args)
-    from botstream.admin import admin_client
-    from botstream.lag import botstream_groups, consumer_lag
+    from botstream.ops.admin import admin_client
+    from botstream.ops.lag import botstream_groups, consumer_lag
 
     groups = botstream_groups(settings, args.group)
     lags = consumer_lag(admin_client(bootstrap), groups, timeout=args.timeout)
     if args.json:
-        from botstream.cli import print_json
+        from botstream.ops.cli import print_json
 
         print_json(as_json(groups, lags))
     else:
@@ -77,8 +77,8 @@ def render_table(groups: list[str], lags: list[PartitionLag]) -> str:
 def serve(settings: Settings, bootstrap: str, args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from botstream.cli import wait_for_stop
-    from botstream.lag import ConsumerLagCollector
+    from botstream.ops.cli import wait_for_stop
+    from botstream.ops.lag import ConsumerLagCollector
 
     # A registry of its own: the exporter's /metrics is the lag and nothing else this process imported.
     registry = CollectorRegistry()

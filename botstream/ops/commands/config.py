@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.bots import load_bots_file
-from botstream.cli import print_json
-from botstream.settings import Settings
+from botstream.core.bots import load_bots_file
+from botstream.core.settings import Settings
+from botstream.ops.cli import print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

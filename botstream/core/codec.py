@@ -3,8 +3,8 @@ wire format through a schema registry when `SCHEMA_REGISTRY_URL` is set. Decodin
 
 from __future__ import annotations
 
-from botstream.settings import Settings
-from schemas.codec import Codec
+from botstream.core.settings import Settings
+from botstream.schemas.codec import Codec
 
 # record name -> the topic whose subject (`<topic>-value`) registers it
 RECORD_TOPICS = {"update": "updates", "conversation_event": "messages", "reply": "replies",
@@ -14,7 +14,7 @@ RECORD_TOPICS = {"update": "updates", "conversation_event": "messages", "reply":
 def codec_for(settings: Settings) -> Codec:
     if not settings.schema_registry_url:
         return Codec()
-    from schemas.registry import SchemaRegistryClient
+    from botstream.schemas.registry import SchemaRegistryClient
 
     topics = {name: settings.topic(suffix) for name, suffix in RECORD_TOPICS.items()}
     codec = Codec(registry=SchemaRegistryClient(settings.schema_registry_url), topics=topics)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botstream.embedded_kafka import _die_with_parent
+from botstream.ops.embedded_kafka import _die_with_parent
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from botstream.bots import load_bots_file
-from botstream.settings import Settings
+from botstream.core.bots import load_bots_file
+from botstream.core.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.commands.up import EXAMPLE_BOTS
-    from botstream.demo import run_demo, summary_table
+    from botstream.ops.commands.up import EXAMPLE_BOTS
+    from botstream.ops.demo import run_demo, summary_table
 
     bots = load_bots_file(settings.bots_file or EXAMPLE_BOTS)
     ingest = args.ingest or f"http://127.0.0.1:{settings.ingest_port}"

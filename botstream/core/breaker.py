@@ -16,7 +16,7 @@ import math
 from collections import deque
 from typing import Literal
 
-from sinks.outcomes import Outcome, Retryable
+from botstream.sinks.outcomes import Outcome, Retryable
 
 State = Literal["closed", "open", "half_open"]
 

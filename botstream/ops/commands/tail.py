@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 
 def add_tail_parser(s: argparse._SubParsersAction) -> None:
@@ -39,9 +39,9 @@ def jsonable(value: Any) -> Any:
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka import Consumer
 
-    from botstream.codec import codec_for
-    from botstream.commands.topics import bootstrap_of
-    from schemas.errors import DecodeError
+    from botstream.core.codec import codec_for
+    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.schemas.errors import DecodeError
 
     topic = args.topic if "." in args.topic and args.topic.startswith(settings.topic_prefix) else settings.topic(args.topic)
     codec = codec_for(settings)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from botstream.ordering import OffsetTracker
+from botstream.core.ordering import OffsetTracker
 
 log = logging.getLogger(__name__)
 E = TypeVar("E")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.admin import apply_catalog, list_catalog
-from botstream.exceptions import ConfigError
-from botstream.settings import Settings
+from botstream.core.errors import ConfigError
+from botstream.core.settings import Settings
+from botstream.ops.admin import apply_catalog, list_catalog
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=cmd_apply)
     s.add_parser("list", help="catalog vs cluster").set_defaults(func=cmd_list)
     try:
-        from botstream.commands.tail import add_tail_parser
+        from botstream.ops.commands.tail import add_tail_parser
     except ImportError:  # the codec arrives with the contracts
         return
     add_tail_parser(s)
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def bootstrap_of(settings: Settings) -> str:
     if settings.kafka_bootstrap_servers:
         return settings.kafka_bootstrap_servers
-    from botstream.embedded_kafka import EmbeddedKafka
+    from botstream.ops.embedded_kafka import EmbeddedKafka
 
     kafka = EmbeddedKafka(settings.data_dir / "kafka", port=settings.kafka_port, cache_dir=settings.cache_dir)
     if not kafka.running():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from botstream.exceptions import ConfigError
+from botstream.core.errors import ConfigError
 
 MASK = "**********"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.cli import print_json, wait_for_stop
-from botstream.embedded_kafka import EmbeddedKafka, ensure_jars, kafka_for
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.cli import print_json, wait_for_stop
+from botstream.ops.embedded_kafka import EmbeddedKafka, ensure_jars, kafka_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 
 def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str) -> faust.App:
@@ -59,9 +59,9 @@ def run_faust_worker(service: str, settings: Settings, build: Any) -> int:
     graceful stop). `build(settings, bots)` returns an object with the `.app` to run."""
     from faust.worker import Worker
 
-    from botstream.bots import load_service_bots
-    from botstream.logs import setup_logging
-    from botstream.tracing import configure as configure_tracing
+    from botstream.core.bots import load_service_bots
+    from botstream.core.logs import setup_logging
+    from botstream.core.tracing import configure as configure_tracing
 
     setup_logging(service, settings.log_level, settings.log_format)
     configure_tracing(service)

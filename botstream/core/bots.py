@@ -7,7 +7,7 @@ platform = "telegram"
 secret_token = "env:ECHO_WEBHOOK_SECRET"   # literal, env:NAME or file:PATH
 token = "file:/run/secrets/echo_token"
 api_base_url = "http://127.0.0.1:8090"    # default: the platform's public API
-handler = "streams.examples.echo"
+handler = "botstream.streams.examples.echo"
 [bots.limits]
 per_chat_per_second = 1.0
 [bots.integrations.llm]                    # an external API the handlers call: ctx.integrations["llm"]
@@ -43,8 +43,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from botstream.exceptions import ConfigError
-from botstream.secret import Secret, resolve_secret
+from botstream.core.errors import ConfigError
+from botstream.core.secret import Secret, resolve_secret
 
 PLATFORMS = ("telegram", "slack", "discord", "whatsapp", "generic")
 
@@ -69,7 +69,7 @@ DEFAULT_API_BASE = {
 LIMIT_KEYS = {"global_per_second", "per_chat_per_second", "per_group_per_minute", "per_chat_burst"}
 BOT_KEYS = {"id", "platform", "api_base_url", "handler", "limits", "coalesce", "api_version", "fallback_text",
             "integrations"}
-# key -> (type, lower bound, bound included); the breaker's as sinks.breaker.CircuitBreaker checks them
+# key -> (type, lower bound, bound included); the breaker's as botstream.core.breaker.CircuitBreaker checks them
 INTEGRATION_BOUNDS: dict[str, tuple[type, float, bool]] = {
     "max_concurrency": (int, 1, True), "slot_wait_s": (float, 0, True), "timeout_s": (float, 0, False),
     "retries": (int, 0, True), "backoff_s": (float, 0, True), "max_retry_after_s": (float, 0, True),
@@ -98,7 +98,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    """When an integration's circuit breaker opens and how it closes again (see sinks.breaker)."""
+    """When an integration's circuit breaker opens and how it closes again (see botstream.core.breaker)."""
 
     failure_ratio: float = 0.5
     min_calls: int = 20
@@ -287,7 +287,7 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
         raise fail("api_base_url", "must be an http(s) URL")
     handler = raw.get("handler")
     if handler is not None and (not isinstance(handler, str) or not handler):
-        raise fail("handler", "must be an import path such as 'streams.examples.echo'")
+        raise fail("handler", "must be an import path such as 'botstream.streams.examples.echo'")
     coalesce = raw.get("coalesce", True)
     if not isinstance(coalesce, bool):
         raise fail("coalesce", "must be true or false")
@@ -431,7 +431,7 @@ def _table_line_finder(text: str, start: int, end: int) -> Callable[[tuple[str, 
 def load_service_bots(settings: Any) -> BotRegistry:
     """The bots a service process serves: `BOTSTREAM_BOTS_FILE`, loaded, and its secrets registered
     for masking in every log line (a last line of defence; code does not log them)."""
-    from botstream.logs import register_secrets
+    from botstream.core.logs import register_secrets
 
     if settings.bots_file is None:
         raise ConfigError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")

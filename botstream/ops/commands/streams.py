@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from botstream.cli import print_json
-from botstream.settings import Settings
+from botstream.core.settings import Settings
+from botstream.ops.cli import print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.worker import run_streams_worker
+    from botstream.streams.worker import run_streams_worker
 
     changes = {}
     if args.web_port:
@@ -40,8 +40,8 @@ def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.commands.topics import bootstrap_of
-    from streams.replay import replay
+    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.streams.replay import replay
 
     report = replay(settings, bootstrap_of(settings), args.start, write=not args.dry_run)
     print_json(report)
@@ -49,8 +49,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.commands.topics import bootstrap_of
-    from streams.replay import release_handoff
+    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.streams.replay import release_handoff
 
     release_handoff(settings, bootstrap_of(settings), args.chat_key, by=args.by)
     print(f"released {args.chat_key}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -16,6 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.worker import run_ingest
+    from botstream.ingest.worker import run_ingest
 
     return run_ingest(settings, host=args.host, port=args.port, workers=args.workers)

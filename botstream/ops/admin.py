@@ -21,8 +21,8 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from botstream.settings import Settings
-from schemas.topics import Topic, catalog
+from botstream.core.settings import Settings
+from botstream.schemas.topics import Topic, catalog
 
 
 @dataclass

@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from botstream.admin import apply_catalog
-from botstream.bots import BotRegistry, load_bots_file
-from botstream.embedded_kafka import kafka_for
-from botstream.settings import REPO_ROOT, Settings
-from botstream.supervisor import ChildSpec, Supervisor, SupervisorError
+from botstream.core.bots import BotRegistry, load_bots_file
+from botstream.core.settings import REPO_ROOT, Settings
+from botstream.ops.admin import apply_catalog
+from botstream.ops.embedded_kafka import kafka_for
+from botstream.ops.supervisor import ChildSpec, Supervisor, SupervisorError
 
 EXAMPLE_BOTS = REPO_ROOT / "deploy" / "bots.example.toml"
 STOP_ORDER = [["ingest"], ["streams", "sinks"], ["sandbox"]]
@@ -59,7 +59,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  topics: {line}")
         if not report.ok:
             return 1
-        cli = ["-m", "botstream.cli"]
+        cli = ["-m", "botstream"]
         if needs_sandbox(bots):
             sup.start(ChildSpec("sandbox", [*cli, "sandbox", "--port", str(settings.sandbox_port)],
                                 ready=lambda: http_ok(f"http://127.0.0.1:{settings.sandbox_port}/_sandbox/healthz")))
@@ -120,7 +120,7 @@ def print_banner(settings: Settings, bots: BotRegistry, sup: Supervisor) -> None
 
 def demo_curl(bots: BotRegistry, base: str) -> str | None:
     """A ready-to-paste request signed with HMAC: the signature is printed, never the secret."""
-    from ingest.platforms.hub_signature import hub_signature
+    from botstream.ingest.platforms.hub_signature import hub_signature
 
     bot = next((b for b in bots.values() if b.platform == "whatsapp"), None)
     if bot is None:

@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botstream.exceptions import (
+from botstream.core.errors import (
     BrokerStartError,
     JarResolveError,
     JavaMissingError,
     LauncherError,
     PortTakenError,
 )
-from botstream.settings import REPO_ROOT, Settings
+from botstream.core.settings import REPO_ROOT, Settings
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 MIN_JAVA = 17

@@ -15,12 +15,12 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from botstream.exceptions import ConfigError
-from botstream.settings import Settings
+from botstream.core.errors import ConfigError
+from botstream.core.settings import Settings
 
 if TYPE_CHECKING:  # the CLI imports every command module; the DLQ's Kafka clients load on use
-    from schemas.codec import Codec
-    from sinks.dlq import DlqFilter, DlqRecord
+    from botstream.schemas.codec import Codec
+    from botstream.sinks.dlq import DlqFilter, DlqRecord
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
@@ -49,7 +49,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def _filter(args: argparse.Namespace, reply_id: str | None = None) -> DlqFilter:
-    from sinks.dlq import DlqFilter, parse_since
+    from botstream.sinks.dlq import DlqFilter, parse_since
 
 
     since = None
@@ -63,9 +63,9 @@ def _filter(args: argparse.Namespace, reply_id: str | None = None) -> DlqFilter:
 
 
 def _records(settings: Settings) -> tuple[str, Codec, list[DlqRecord]]:
-    from botstream.codec import codec_for
-    from botstream.commands.topics import bootstrap_of
-    from sinks.dlq import read_dlq
+    from botstream.core.codec import codec_for
+    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.sinks.dlq import read_dlq
 
     bootstrap = bootstrap_of(settings)
     codec = codec_for(settings)
@@ -101,7 +101,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from sinks.dlq import replay
+    from botstream.sinks.dlq import replay
 
     flt = _filter(args)
     bootstrap, codec, records = _records(settings)

@@ -36,8 +36,8 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from botstream.exceptions import BotstreamError
-from botstream.settings import Settings
+from botstream.core.errors import BotstreamError
+from botstream.core.settings import Settings
 
 __all__ = [
     "DLQ_METRIC",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.settings import Settings
+from botstream.core.settings import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    from sandbox.cli import main
+    from botstream.sandbox.cli import main
 
     argv = ["--host", args.host, "--port", str(args.port or settings.sandbox_port)]
     if args.config:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from botstream.bots import BotConfig, BotRegistry
+from botstream.core.bots import BotConfig, BotRegistry
 
 # The Discord key pair of deploy/bots.example.toml's `faq-discord` bot — a demo credential for the
 # local sandbox only; the demo signs Discord interactions only for a bot with this public key.
@@ -53,8 +53,8 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def signed_request(bot: BotConfig, seq: int, chat: int, marker: str) -> tuple[str, bytes, dict[str, str]] | None:
     """(path, body, headers) of one webhook for `bot`, or None when the demo cannot sign for it."""
-    from ingest.platforms.hub_signature import hub_signature
-    from ingest.platforms.slack import slack_signature
+    from botstream.ingest.platforms.hub_signature import hub_signature
+    from botstream.ingest.platforms.slack import slack_signature
 
     now = int(time.time())
     path = f"/webhooks/{bot.platform}/{bot.id}"

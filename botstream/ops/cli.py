@@ -14,22 +14,22 @@ import sys
 import threading
 from typing import Any
 
-from botstream.exceptions import BotstreamError
-from botstream.settings import Settings
+from botstream.core.errors import BotstreamError
+from botstream.core.settings import Settings
 
 # subcommand -> module providing `add_parser(subparsers)`; the parser sets `func(args, settings) -> int`.
 COMMANDS = {
-    "kafka": "botstream.commands.kafka",
-    "topics": "botstream.commands.topics",
-    "config": "botstream.commands.config",
-    "up": "botstream.commands.up",
-    "streams": "botstream.commands.streams",
-    "sandbox": "botstream.commands.sandbox",
-    "ingest": "botstream.commands.ingest",
-    "sinks": "botstream.commands.sinks",
-    "dlq": "botstream.commands.dlq",
-    "lag": "botstream.commands.lag",
-    "demo": "botstream.commands.demo",
+    "kafka": "botstream.ops.commands.kafka",
+    "topics": "botstream.ops.commands.topics",
+    "config": "botstream.ops.commands.config",
+    "up": "botstream.ops.commands.up",
+    "streams": "botstream.ops.commands.streams",
+    "sandbox": "botstream.ops.commands.sandbox",
+    "ingest": "botstream.ops.commands.ingest",
+    "sinks": "botstream.ops.commands.sinks",
+    "dlq": "botstream.ops.commands.dlq",
+    "lag": "botstream.ops.commands.lag",
+    "demo": "botstream.ops.commands.demo",
 }
 
 
