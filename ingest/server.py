@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from botstream.core.bots import BotRegistry, load_service_bots
+from botstream.core.kafka import bootstrap_servers
 from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 from botstream.core.tracing import configure as configure_tracing
@@ -36,14 +37,6 @@ KEEP_ALIVE_S = 65  # longer than common load-balancer idle timeouts (60 s), so t
 def load_bots(settings: Settings) -> BotRegistry:
     """The bots file, with every credential registered for masking before anything is logged."""
     return load_service_bots(settings)
-
-
-def bootstrap_servers(settings: Settings) -> str:
-    if settings.kafka_bootstrap_servers:
-        return settings.kafka_bootstrap_servers
-    from botstream.ops.commands.topics import bootstrap_of  # the embedded broker of `botstream kafka up`
-
-    return bootstrap_of(settings)
 
 
 def build_codec(settings: Settings) -> Codec:

@@ -7,11 +7,12 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 
 
 def faust_app(settings: Settings, app_id: str, web_port: int, datadir_name: str) -> faust.App:
-    bootstrap = settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.kafka_port}"
+    bootstrap = bootstrap_servers(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,

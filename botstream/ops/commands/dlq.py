@@ -64,10 +64,10 @@ def _filter(args: argparse.Namespace, reply_id: str | None = None) -> DlqFilter:
 
 def _records(settings: Settings) -> tuple[str, Codec, list[DlqRecord]]:
     from botstream.core.codec import codec_for
-    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.core.kafka import bootstrap_servers
     from botstream.sinks.dlq import read_dlq
 
-    bootstrap = bootstrap_of(settings)
+    bootstrap = bootstrap_servers(settings)
     codec = codec_for(settings)
     return bootstrap, codec, read_dlq(settings, bootstrap, codec)
 

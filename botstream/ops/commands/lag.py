@@ -34,9 +34,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_lag(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.core.kafka import bootstrap_servers
 
-    bootstrap = bootstrap_of(settings)
+    bootstrap = bootstrap_servers(settings)
     if args.serve:
         return serve(settings, bootstrap, args)
     from botstream.ops.admin import admin_client

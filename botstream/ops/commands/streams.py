@@ -40,18 +40,18 @@ def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.core.kafka import bootstrap_servers
     from botstream.streams.replay import replay
 
-    report = replay(settings, bootstrap_of(settings), args.start, write=not args.dry_run)
+    report = replay(settings, bootstrap_servers(settings), args.start, write=not args.dry_run)
     print_json(report)
     return 0
 
 
 def cmd_release(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.ops.commands.topics import bootstrap_of
+    from botstream.core.kafka import bootstrap_servers
     from botstream.streams.replay import release_handoff
 
-    release_handoff(settings, bootstrap_of(settings), args.chat_key, by=args.by)
+    release_handoff(settings, bootstrap_servers(settings), args.chat_key, by=args.by)
     print(f"released {args.chat_key}")
     return 0

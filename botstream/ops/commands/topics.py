@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from botstream.core.errors import ConfigError
+from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 from botstream.ops.admin import apply_catalog, list_catalog
 
@@ -23,26 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_tail_parser(s)
 
 
-def bootstrap_of(settings: Settings) -> str:
-    if settings.kafka_bootstrap_servers:
-        return settings.kafka_bootstrap_servers
-    from botstream.ops.embedded_kafka import EmbeddedKafka
-
-    kafka = EmbeddedKafka(settings.data_dir / "kafka", port=settings.kafka_port, cache_dir=settings.cache_dir)
-    if not kafka.running():
-        raise ConfigError("no cluster: set KAFKA_BOOTSTRAP_SERVERS or start one with `botstream kafka up`")
-    return kafka.bootstrap_servers
-
-
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
-    report = apply_catalog(settings, bootstrap_of(settings), grow=args.grow)
+    report = apply_catalog(settings, bootstrap_servers(settings), grow=args.grow)
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = list_catalog(settings, bootstrap_of(settings))
+    rows = list_catalog(settings, bootstrap_servers(settings))
     print(f"{'topic':40} {'catalog':>7} {'cluster':>7}  cleanup")
     for r in rows:
         cluster = "-" if r["cluster_partitions"] is None else r["cluster_partitions"]
