@@ -2,19 +2,41 @@
 
 Names carry a configurable prefix (`BOTSTREAM_TOPIC_PREFIX`). Every chat-keyed topic has the same
 partition count so one chat lives on one partition number end to end and the Faust tables keyed by
-chat are co-partitioned with the topics (DESIGN.md §1). `botstream topics apply` makes the cluster
-match this catalog; the README's topic table is generated from it (a test keeps them in sync).
+chat are co-partitioned with the topics. `botstream topics apply` makes the cluster match this
+catalog; the README's topic table is generated from it (a test keeps them in sync).
+
+The catalog reads a handful of settings through `CatalogSettings`, a protocol that
+`botstream.core.settings.Settings` satisfies as it is: the wire contract sits below the core and
+imports nothing from it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from botstream.core.settings import Settings
+from typing import Protocol
 
 DAY_MS = 24 * 3600 * 1000
 # A WhatsApp webhook may be 3 MB and each Update carries the raw body: leave room for the envelope.
 WEBHOOK_RECORD_BYTES = 4 * 1024 * 1024
+
+
+class CatalogSettings(Protocol):
+    """What the catalog needs to know of a deployment (`Settings` has all of it)."""
+
+    @property
+    def topic_prefix(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    @property
+    def replication_factor(self) -> int: ...
+    @property
+    def min_insync_replicas(self) -> int: ...
+    @property
+    def dedupe_window_s(self) -> int: ...
+    @property
+    def retry_delays(self) -> tuple[float, ...]: ...
+
+    def topic(self, name: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +56,7 @@ class TopicSpec:
     max_message_bytes: int | None = None  # None = broker default (~1 MiB)
     changelog: bool = False  # a Faust table's changelog: named "<prefix>-<app>-<table>-changelog"
 
-    def name(self, settings: Settings) -> str:
+    def name(self, settings: CatalogSettings) -> str:
         return f"{settings.topic_prefix}-{self.suffix}" if self.changelog else settings.topic(self.suffix)
 
 
@@ -49,7 +71,7 @@ class Topic:
     spec: TopicSpec | None = None
 
 
-def specs(settings: Settings) -> list[TopicSpec]:
+def specs(settings: CatalogSettings) -> list[TopicSpec]:
     levels = len(settings.retry_delays)
     out = [
         TopicSpec("updates", "chat key", "Update", "delete", 7 * DAY_MS, "ingest", "streams",
@@ -93,7 +115,7 @@ TABLES: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def changelog_configs(settings: Settings, app: str, table: str) -> dict[str, str]:
+def changelog_configs(settings: CatalogSettings, app: str, table: str) -> dict[str, str]:
     """`extra_topic_configs` of a table (the workers pass these, `topics apply` creates them)."""
     cleanup, _ = TABLES[(app, table)]
     configs = {"cleanup.policy": cleanup}
@@ -104,7 +126,14 @@ def changelog_configs(settings: Settings, app: str, table: str) -> dict[str, str
     return configs
 
 
-def changelog_specs(settings: Settings) -> list[TopicSpec]:
+def changelog_topic(settings: CatalogSettings, app: str, table: str) -> str:
+    """The changelog topic of a worker's table, named as Faust names it."""
+    if (app, table) not in TABLES:
+        raise KeyError(f"no table {table!r} of {app!r} in the catalog")
+    return f"{settings.topic_prefix}-{app}-{table}-changelog"
+
+
+def changelog_specs(settings: CatalogSettings) -> list[TopicSpec]:
     out = []
     for (app, table), (cleanup, doc) in TABLES.items():
         retention = changelog_configs(settings, app, table).get("retention.ms")
@@ -114,7 +143,7 @@ def changelog_specs(settings: Settings) -> list[TopicSpec]:
     return out
 
 
-def catalog(settings: Settings) -> list[Topic]:
+def catalog(settings: CatalogSettings) -> list[Topic]:
     topics = []
     for spec in specs(settings) + changelog_specs(settings):
         configs = {"cleanup.policy": spec.cleanup, "min.insync.replicas": str(settings.min_insync_replicas)}
@@ -127,11 +156,11 @@ def catalog(settings: Settings) -> list[Topic]:
     return topics
 
 
-def retry_topic(settings: Settings, level: int) -> str:
+def retry_topic(settings: CatalogSettings, level: int) -> str:
     return settings.topic(f"replies.retry.{level}")
 
 
-def markdown_table(settings: Settings) -> str:
+def markdown_table(settings: CatalogSettings) -> str:
     """The README's topic table (default prefix and partitions)."""
     rows = ["| topic | key | value (schema) | cleanup | retention | written by | read by | meaning |",
             "|---|---|---|---|---|---|---|---|"]

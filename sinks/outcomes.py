@@ -8,7 +8,7 @@ shell can log them, count them and put them on `deliveries` as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 WAIT_SCOPES = ("chat", "bot", "group", "global")  # plus "route:<bucket>" for Discord
 
@@ -45,6 +45,8 @@ class Retryable:
     `ambiguous` is True when the request may have reached the platform before failing (a read
     timeout): a retry can then duplicate the message on platforms without an idempotency key.
     """
+
+    api_failure: ClassVar[bool] = True  # counts against the bot's circuit breaker (botstream.core.breaker)
 
     reason: str
     http_status: int | None = None

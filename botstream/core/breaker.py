@@ -1,13 +1,16 @@
-"""A circuit breaker for one bot's API: stop calling an API that keeps failing, probe, resume.
+"""A circuit breaker for one API: stop calling an API that keeps failing, probe, resume.
 
 Without it, a platform outage turns every reply into a timeout that holds a connection and then a
-retry hop; with it, replies are parked at once (CircuitOpen is retriable) until a probe succeeds.
+retry hop; with it, the sinks send replies down the retry chain at once (due no sooner than the next
+probe), and an integration call fails fast with `IntegrationUnavailable`.
 
     closed --(>= min_calls in window_s, failure share >= failure_ratio)--> open
     open --(open_s elapsed, on allow())--> half_open --(probes all succeed)--> closed
                                            half_open --(a probe fails)--> open
 
-Time is passed in; the state changes only inside `allow` and `record`.
+Time is passed in; the state changes only inside `allow` and `record`. What counts as a failure is
+the caller's vocabulary, not the breaker's: a result says so itself with a true `api_failure`
+attribute (the sinks' `Retryable` outcome does), read by `counts_as_failure`.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import math
 from collections import deque
 from typing import Literal
 
-from botstream.sinks.outcomes import Outcome, Retryable
-
 State = Literal["closed", "open", "half_open"]
 
 
-def counts_as_failure(outcome: Outcome) -> bool:
-    """Only failures of the API count: a 429 is the API working, and a 4xx is about one reply."""
-    return isinstance(outcome, Retryable)
+def counts_as_failure(result: object) -> bool:
+    """Does this result of a call count against the API's health? Only failures of the API do (a
+    5xx, a timeout): a 429 is the API working, and a 4xx is about one request. The result says
+    which it is with its `api_failure` attribute; anything without one is no failure."""
+    return bool(getattr(result, "api_failure", False))
 
 
 class CircuitBreaker:
