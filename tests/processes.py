@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botstream.ops.embedded_kafka import _die_with_parent, pid_alive
+from botstream.core.processes import die_with_parent, pid_alive
 
 
 @dataclass
@@ -58,7 +58,7 @@ class ProcessGroup:
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=full_env, cwd=cwd,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
         child = Child(name, proc, log)
         self.children.append(child)
         return child

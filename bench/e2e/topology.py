@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botstream.ops.embedded_kafka import EmbeddedKafka, _die_with_parent, free_port, pid_alive
+from botstream.core.processes import die_with_parent, pid_alive
+from botstream.ops.embedded_kafka import EmbeddedKafka, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TG_SECRET = "e2e-bench-secret-token"
@@ -98,7 +99,7 @@ class Service:
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen([sys.executable, *self.argv], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout: float = 120.0) -> float:
         started = time.monotonic()

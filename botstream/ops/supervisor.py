@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botstream.ops.embedded_kafka import _die_with_parent
+from botstream.core.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Supervisor:
         with child.log_file.open("ab") as out:
             child.proc = subprocess.Popen(
                 [sys.executable, *child.spec.argv], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
+                env=self.env, start_new_session=True, preexec_fn=die_with_parent)
         child.started_at = time.monotonic()
 
     def _wait_ready(self, child: Child) -> None:

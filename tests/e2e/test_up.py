@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from botstream.ops.embedded_kafka import free_port, pid_alive
+from botstream.core.processes import pid_alive
+from botstream.ops.embedded_kafka import free_port
 from tests.integration.ingest.support import (
     DISCORD_KEY,
     SLACK_SECRET,

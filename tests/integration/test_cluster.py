@@ -10,7 +10,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from botstream.ops.embedded_kafka import EmbeddedKafka, pid_alive
+from botstream.core.processes import pid_alive
+from botstream.ops.embedded_kafka import EmbeddedKafka
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.kafka

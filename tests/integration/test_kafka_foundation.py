@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from botstream.core.errors import BrokerStartError, JarResolveError, JavaMissingError, PortTakenError
+from botstream.core.processes import pid_alive
 from botstream.core.settings import REPO_ROOT, Settings
 from botstream.ops.embedded_kafka import (
     EmbeddedKafka,
@@ -21,7 +22,6 @@ from botstream.ops.embedded_kafka import (
     ensure_jars,
     free_port,
     kafka_for,
-    pid_alive,
 )
 from tests.processes import wait_until
 
