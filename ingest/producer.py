@@ -2,11 +2,10 @@
 
 Why this shape:
 
-- **Durable.** Idempotent producer, acks=all: an ack means the record is on every in-sync replica,
-  and retries inside librdkafka cannot duplicate or reorder it.
-- **Same partition number everywhere.** `partitioner=murmur2_random` is the Java client's murmur2
-  for keyed records, which is what aiokafka (Faust, the streams stage) uses; librdkafka's default
-  (crc32) would put a chat on a different partition number than its conversation table.
+- **Durable, same partition number everywhere.** The configuration is built on the project's one
+  Kafka client layer (`botstream.core.kafka.producer_config`): idempotent, acks=all (an ack means
+  the record is on every in-sync replica, and retries inside librdkafka cannot duplicate or reorder
+  it), and the murmur2 partitioner that keeps a chat on the partition number of its state.
 - **One poll thread.** librdkafka delivers reports only from `poll()`; a single daemon thread calls
   it and hands each batch of reports to the event loop with ONE `call_soon_threadsafe` (a per-record
   wake-up would cost a syscall per record). The loop resolves one future per request, when the last
@@ -33,6 +32,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from botstream.core import kafka
+from botstream.core.settings import Settings
 from botstream.ingest.health import ProducerHealth, Transition
 from botstream.ingest.metrics import IngestMetrics
 from botstream.ingest.sink import NotDurable, OutboundRecord, SinkStatus
@@ -45,11 +46,10 @@ log = logging.getLogger("botstream.ingest.producer")
 # --sweep` compares them end to end). 1 ms keeps most of the low latency and still lets the records
 # of concurrent requests share a batch (fewer broker requests).
 LINGER_MS = 1
-# lz4 stored the bench's Update records 3.5x smaller on the broker (9.9 MB -> 2.8 MB for 20,000; they
-# carry the raw webhook JSON), i.e. 7 days of `updates` retention and its replication traffic, for no
-# measurable CPU: librdkafka compresses on its own thread, ~150k records per CPU-second either way,
-# some 30x more than ingest's HTTP front end can feed it.
-COMPRESSION = "lz4"
+# Compression is the client layer's lz4: it stored the bench's Update records 3.5x smaller on the
+# broker (9.9 MB -> 2.8 MB for 20,000; they carry the raw webhook JSON), i.e. 7 days of `updates`
+# retention and its replication traffic, for no measurable CPU: librdkafka compresses on its own
+# thread, ~150k records per CPU-second either way, some 30x more than ingest's HTTP front end can feed it.
 MAX_RECORD_BYTES = 4 << 20  # an Update carries the raw body: WhatsApp's 3 MB plus the normalized fields
 POLL_TIMEOUT_S = 0.1
 QUEUE_FULL_BACKOFF_S = 0.002
@@ -60,31 +60,19 @@ TOPIC_ERRORS = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_
                           KafkaError._UNKNOWN_PARTITION})
 
 
-def producer_config(bootstrap_servers: str, *, ack_timeout_s: float, linger_ms: int = LINGER_MS,
-                    compression: str = COMPRESSION, client_id: str = "botstream-ingest") -> dict[str, Any]:
-    """The producer settings ingest's guarantees rest on (see the module docstring)."""
-    timeout_ms = max(int(ack_timeout_s * 1000), linger_ms + 100)
-    return {
-        "bootstrap.servers": bootstrap_servers,
-        "client.id": client_id,
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": "murmur2_random",
-        "linger.ms": linger_ms,
-        "compression.type": compression,
+def ingest_producer_config(settings: Settings, *, bootstrap: str | None = None, linger_ms: int = LINGER_MS,
+                           client_id: str = "botstream-ingest", **overrides: Any) -> dict[str, Any]:
+    """The client layer's durable producer, with what ingest adds (see the module docstring): waits
+    bounded by the ack deadline, room for the largest webhook, and quiet reconnect logs."""
+    timeout_ms = max(int(settings.ack_timeout_s * 1000), linger_ms + 100)
+    return kafka.producer_config(settings, bootstrap=bootstrap, client_id=client_id, linger_ms=linger_ms, **{
         "message.timeout.ms": timeout_ms,
         "request.timeout.ms": timeout_ms,
         "message.max.bytes": MAX_RECORD_BYTES,
-        # A missing topic must be an error, not a 1-partition topic made by the broker's auto-create.
-        "allow.auto.create.topics": False,
-        "socket.nagle.disable": True,
-        # Back within a second of the broker's return rather than librdkafka's 10 s maximum backoff.
-        "reconnect.backoff.ms": 50,
-        "reconnect.backoff.max.ms": 1000,
-        "log.connection.close": False,
         # librdkafka logs every failed reconnect; readiness transitions are logged once instead.
         "log_level": 2,
-    }
+        **overrides,
+    })
 
 
 class _Pending:

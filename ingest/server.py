@@ -20,13 +20,12 @@ from typing import Any
 import uvicorn
 
 from botstream.core.bots import BotRegistry, load_service_bots
-from botstream.core.kafka import bootstrap_servers
 from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 from botstream.core.tracing import configure as configure_tracing
 from botstream.ingest.app import Hook, IngestApp
 from botstream.ingest.metrics import IngestMetrics
-from botstream.ingest.producer import KafkaSink, producer_config
+from botstream.ingest.producer import KafkaSink, ingest_producer_config
 from botstream.ingest.sink import RecordSink
 from botstream.schemas.codec import Codec
 
@@ -60,8 +59,7 @@ def build_app(settings: Settings, bots: BotRegistry, *, sink: RecordSink | None 
     on_startup: list[Hook] = []
     on_shutdown: list[Hook] = []
     if sink is None:
-        config = producer_config(bootstrap_servers(settings), ack_timeout_s=settings.ack_timeout_s)
-        kafka = KafkaSink({**config, **(producer_overrides or {})},
+        kafka = KafkaSink(ingest_producer_config(settings, **(producer_overrides or {})),
                           topic=settings.topic("updates"), ack_timeout_s=settings.ack_timeout_s,
                           metrics=metrics, min_insync_replicas=settings.min_insync_replicas)
         on_startup.append(kafka.start)

@@ -17,13 +17,13 @@ import tempfile
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from botstream.core.kafka import bootstrap_servers
 from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 from botstream.core.tracing import configure as configure_tracing
 from botstream.ingest.metrics import MULTIPROC_ENV
 from botstream.ingest.server import (
     APP_FACTORY,
-    bootstrap_servers,
     build_app,
     load_bots,
     tune_for_serving,

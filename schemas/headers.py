@@ -12,3 +12,23 @@ CORRELATION_ID = "correlation-id"  # the request that caused the record (ingest'
 TRACEPARENT = "traceparent"        # W3C trace context, so every stage's span joins one trace
 PLATFORM = "platform"              # telegram | slack | discord | whatsapp | generic (on updates)
 SOURCE_OFFSET = "botstream-source-offset"  # on changelog records: the input offset they belong to
+
+# The retry chain (replies.retry.<n>) and the dead-letter topic (replies.dlq): written by the sinks,
+# read by the sinks, `botstream dlq` and operators' tools (`botstream topics tail --json`).
+RETRY_ATTEMPT = "x-botstream-attempt"          # attempts made so far (decimal)
+RETRY_NOT_BEFORE = "x-botstream-not-before"    # unix ms before which the reply must not be sent
+RETRY_FIRST_ERROR = "x-botstream-first-error"  # why the first attempt failed (at most 1000 bytes)
+RETRY_LAST_ERROR = "x-botstream-last-error"    # why the latest attempt failed (at most 1000 bytes)
+RETRY_ORIGIN = "x-botstream-origin"            # where the reply first failed: "topic/partition@offset"
+DLQ_REASON = "x-botstream-dlq-reason"          # why the reply was dead-lettered
+DLQ_OUTCOME = "x-botstream-dlq-outcome"        # failed_permanent | dead_lettered
+DLQ_AT = "x-botstream-dlq-at"                  # unix ms it was dead-lettered
+REPLAY_OF = "x-botstream-replay-of"            # on a reply replayed from the DLQ: its "<partition>@<offset>"
+REPLAYED = "x-botstream-replayed"              # on a DLQ marker (null value): the "<partition>@<offset>" replayed
+REPLAYED_AT = "x-botstream-replayed-at"        # on a DLQ marker: unix ms of the replay
+REPLAYED_TO = "x-botstream-replayed-to"        # on a DLQ marker: "replies-topic/partition@offset" written
+
+__all__ += [
+    "DLQ_AT", "DLQ_OUTCOME", "DLQ_REASON", "REPLAYED", "REPLAYED_AT", "REPLAYED_TO", "REPLAY_OF",
+    "RETRY_ATTEMPT", "RETRY_FIRST_ERROR", "RETRY_LAST_ERROR", "RETRY_NOT_BEFORE", "RETRY_ORIGIN",
+]

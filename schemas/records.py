@@ -40,6 +40,7 @@ __all__ = [
     "DeliveryResult",
     "QuarantineRecord",
     "ChatKey",
+    "CHAT_KEY_SEPARATOR",
     "chat_key",
     "parse_chat_key",
 ]
@@ -230,6 +231,9 @@ class QuarantineRecord(TypedDict):
     at_ms: int
 
 
+CHAT_KEY_SEPARATOR = ":"
+
+
 class ChatKey(NamedTuple):
     platform: str
     bot_id: str
@@ -242,17 +246,17 @@ def chat_key(platform: str, bot_id: str, chat_id: str) -> str:
     ``platform`` and ``bot_id`` must not contain ``:`` (so the key parses back unambiguously);
     ``chat_id`` may, since it is the last part.
     """
-    if ":" in platform or ":" in bot_id:
+    if CHAT_KEY_SEPARATOR in platform or CHAT_KEY_SEPARATOR in bot_id:
         raise ValueError(f"platform and bot_id must not contain ':' (got {platform!r}, {bot_id!r})")
     if not platform or not bot_id:
         raise ValueError("platform and bot_id must not be empty")
-    return f"{platform}:{bot_id}:{chat_id}"
+    return f"{platform}{CHAT_KEY_SEPARATOR}{bot_id}{CHAT_KEY_SEPARATOR}{chat_id}"
 
 
 def parse_chat_key(key: str | bytes) -> ChatKey:
     """Split a chat key (``str`` or the raw Kafka key bytes) back into its parts."""
     text = key.decode("utf-8") if isinstance(key, bytes) else key
-    parts = text.split(":", 2)
+    parts = text.split(CHAT_KEY_SEPARATOR, 2)
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise ValueError(f"not a chat key: {text!r}")
     return ChatKey(parts[0], parts[1], parts[2])

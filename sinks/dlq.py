@@ -11,8 +11,8 @@ stops a second delivery.
 
 A replayed reply goes to `replies` with attempt and not-before reset and header
 `x-botstream-replay-of`, so the sink forgets the dead-lettered fate in its ledger and delivers it in
-its chat's order. The producer uses murmur2 partitioning, like the Faust workers, so the reply lands
-on its chat's partition.
+its chat's order. The producer comes from `botstream.core.kafka` (murmur2 partitioning, like the
+Faust workers), so the reply lands on its chat's partition. Header names: `botstream.schemas.headers`.
 """
 
 from __future__ import annotations
@@ -23,27 +23,29 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
+from botstream.core.kafka import consumer_config, header_map, producer_config, read_to_end, topic_partitions
 from botstream.core.settings import Settings
 from botstream.schemas.codec import Codec
 from botstream.schemas.errors import DecodeError
-from botstream.sinks.results import (
-    CORRELATION_HEADER,
-    HEADER_DLQ_AT,
-    HEADER_DLQ_OUTCOME,
-    HEADER_DLQ_REASON,
-    HEADER_REPLAY_OF,
-    HEADER_REPLAYED,
+from botstream.schemas.headers import (
+    CORRELATION_ID,
+    DLQ_AT,
+    DLQ_OUTCOME,
+    DLQ_REASON,
+    REPLAY_OF,
+    REPLAYED,
+    REPLAYED_AT,
+    REPLAYED_TO,
+    RETRY_ATTEMPT,
+    RETRY_ORIGIN,
 )
-from botstream.sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN
 
 __all__ = ["DlqFilter", "DlqRecord", "ReplayReport", "parse_since", "read_dlq", "replay", "replay_reply"]
 
-HEADER_REPLAYED_AT = "x-botstream-replayed-at"
-HEADER_REPLAYED_TO = "x-botstream-replayed-to"
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -65,27 +67,27 @@ class DlqRecord:
 
     @property
     def reason(self) -> str:
-        return self.headers.get(HEADER_DLQ_REASON) or (self.reply or {}).get("last_error") or ""
+        return self.headers.get(DLQ_REASON) or (self.reply or {}).get("last_error") or ""
 
     @property
     def outcome(self) -> str:
-        return self.headers.get(HEADER_DLQ_OUTCOME, "")
+        return self.headers.get(DLQ_OUTCOME, "")
 
     @property
     def at_ms(self) -> int:
-        raw = self.headers.get(HEADER_DLQ_AT)
+        raw = self.headers.get(DLQ_AT)
         return int(raw) if raw and raw.isdigit() else self.timestamp_ms
 
     def summary(self) -> dict[str, Any]:
         reply = self.reply or {}
         return {"position": self.position, "at": _iso(self.at_ms), "reply_id": reply.get("reply_id"),
                 "chat_key": reply.get("chat_key", self.key), "bot": reply.get("bot_id"),
-                "attempts": int(self.headers.get(HEADER_ATTEMPT) or reply.get("attempt") or 0),
+                "attempts": int(self.headers.get(RETRY_ATTEMPT) or reply.get("attempt") or 0),
                 "outcome": self.outcome, "reason": self.reason, "replayed": self.replayed,
                 **({"error": self.error} if self.error else {})}
 
     def detail(self) -> dict[str, Any]:
-        return {**self.summary(), "origin": self.headers.get(HEADER_ORIGIN), "headers": self.headers,
+        return {**self.summary(), "origin": self.headers.get(RETRY_ORIGIN), "headers": self.headers,
                 "reply": self.reply}
 
 
@@ -144,8 +146,8 @@ def collect(messages: Iterable[tuple[int, int, int, bytes | None, bytes | None, 
     for item in messages:
         value, headers = item[4], item[5]
         if value is None:
-            if HEADER_REPLAYED in headers:
-                replayed.add(headers[HEADER_REPLAYED])
+            if REPLAYED in headers:
+                replayed.add(headers[REPLAYED])
             continue
         raw.append(item)
     out: list[DlqRecord] = []
@@ -165,7 +167,7 @@ def collect(messages: Iterable[tuple[int, int, int, bytes | None, bytes | None, 
 def read_dlq(settings: Settings, bootstrap: str, codec: Codec, timeout_s: float = 30.0) -> list[DlqRecord]:
     """Every record of the DLQ topic, from the beginning up to its end at the time of the call."""
     topic = settings.topic("replies.dlq")
-    return collect(_read_topic(bootstrap, topic, timeout_s), codec)
+    return collect(_read_topic(settings, bootstrap, topic, timeout_s), codec)
 
 
 @dataclass
@@ -184,7 +186,7 @@ def replay(settings: Settings, bootstrap: str, records: list[DlqRecord], codec: 
     todo = [r for r in records if not r.replayed]
     replies_topic = settings.topic("replies")
     dlq_topic = settings.topic("replies.dlq")
-    producer = _producer(bootstrap)
+    producer = Producer(producer_config(settings, bootstrap=bootstrap, client_id="botstream-dlq"))
     chunk = max(1, min(int(rate), 100))
     next_at = clock()
     for start in range(0, len(todo), chunk):
@@ -200,9 +202,9 @@ def replay(settings: Settings, bootstrap: str, records: list[DlqRecord], codec: 
                 sleep(wait)
             next_at = max(next_at, clock()) + 1.0 / rate
             reply = replay_reply(record.reply)
-            headers: list[tuple[str, str | bytes | None]] = [(HEADER_REPLAY_OF, record.position.encode())]
+            headers: list[tuple[str, str | bytes | None]] = [(REPLAY_OF, record.position.encode())]
             if reply.get("correlation_id"):
-                headers.append((CORRELATION_HEADER, str(reply["correlation_id"]).encode()))
+                headers.append((CORRELATION_ID, str(reply["correlation_id"]).encode()))
             producer.produce(replies_topic, key=str(reply["chat_key"]).encode(),
                              value=codec.encode("reply", reply, topic=replies_topic), headers=headers,
                              on_delivery=_report_into(record.position, delivered, failed))
@@ -215,9 +217,9 @@ def replay(settings: Settings, bootstrap: str, records: list[DlqRecord], codec: 
             elif record.position in delivered:
                 partition, offset = delivered[record.position]
                 producer.produce(dlq_topic, key=record.key.encode(), value=None, partition=record.partition,
-                                 headers=[(HEADER_REPLAYED, record.position.encode()),
-                                          (HEADER_REPLAYED_AT, str(now_ms).encode()),
-                                          (HEADER_REPLAYED_TO, f"{replies_topic}/{partition}@{offset}".encode())])
+                                 headers=[(REPLAYED, record.position.encode()),
+                                          (REPLAYED_AT, str(now_ms).encode()),
+                                          (REPLAYED_TO, f"{replies_topic}/{partition}@{offset}".encode())])
                 report.replayed.append(record.position)
         if producer.flush(60):
             report.errors.append("some replay markers were not acknowledged; those records may be replayed again")
@@ -234,54 +236,22 @@ def _report_into(position: str, delivered: dict[str, tuple[int, int]],
     return on_delivery
 
 
-def _producer(bootstrap: str) -> Producer:
-    # murmur2_random: the same partition for a key as Faust/aiokafka's murmur2 (librdkafka's default
-    # crc32 would put a chat's replayed reply on another partition than its other replies).
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                     "partitioner": "murmur2_random", "linger.ms": 5})
-
-
-def _read_topic(bootstrap: str, topic: str,
+def _read_topic(settings: Settings, bootstrap: str, topic: str,
                 timeout_s: float) -> Iterator[tuple[int, int, int, bytes | None, bytes | None, dict[str, str]]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"botstream-dlq-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(consumer_config(settings, f"botstream-dlq-{uuid.uuid4().hex[:8]}", bootstrap=bootstrap))
     try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            return
-        ends: dict[int, int] = {}
-        assign = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-                assign.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-        if not assign:
-            return
-        consumer.assign(assign)
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error():
-                    continue
-                p, offset = int(msg.partition() or 0), int(msg.offset() or 0)
-                yield p, offset, msg.timestamp()[1], _as_bytes(msg.key()), _as_bytes(msg.value()), _header_map(msg)
-                if p in ends and offset + 1 >= ends[p]:
-                    del ends[p]
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING)
+                  for p in topic_partitions(consumer, topic, timeout_s=timeout_s)]
+        for msg in read_to_end(consumer, starts, timeout_s=timeout_s):
+            headers = {name: value.decode(errors="replace") for name, value in header_map(msg.headers()).items()}
+            yield (int(msg.partition() or 0), int(msg.offset() or 0), msg.timestamp()[1], _as_bytes(msg.key()),
+                   _as_bytes(msg.value()), headers)
     finally:
         consumer.close()
 
 
 def _as_bytes(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
-
-
-def _header_map(msg: Message) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in cast(list[tuple[str, str | bytes | None]], msg.headers() or []):
-        raw = _as_bytes(value) or b""
-        out[str(name).lower()] = raw.decode(errors="replace")
-    return out
 
 
 def _iso(ms: int) -> str:

@@ -15,6 +15,7 @@ from collections import OrderedDict, deque
 from typing import Protocol
 
 from botstream.core.bots import BotConfig
+from botstream.schemas.records import parse_chat_key
 from botstream.sinks.limits_defaults import SendLimits, resolve_limits
 from botstream.sinks.outcomes import DiscordBucketUpdate, Wait
 
@@ -420,9 +421,11 @@ class BotLimiter:
 
 
 def _chat_id(chat_key: str) -> str:
-    """The chat id of "{platform}:{bot_id}:{chat_id}" (the chat id may itself contain ":")."""
-    parts = chat_key.split(":", 2)
-    return parts[2] if len(parts) == 3 else chat_key
+    """The chat id of a chat key; a string that is no chat key is taken as the chat id itself."""
+    try:
+        return parse_chat_key(chat_key).chat_id
+    except ValueError:
+        return chat_key
 
 
 def _check_rate(rate_per_s: float, burst: float) -> None:

@@ -11,14 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from botstream.schemas.headers import CORRELATION_ID, DLQ_AT, DLQ_OUTCOME, DLQ_REASON, REPLAY_OF
 from botstream.sinks.retry import RetryHeaders, encode_retry_headers
 
 __all__ = [
-    "HEADER_DLQ_AT",
-    "HEADER_DLQ_OUTCOME",
-    "HEADER_DLQ_REASON",
-    "HEADER_REPLAY_OF",
-    "HEADER_REPLAYED",
     "FinalOutcome",
     "dead_letter",
     "delivery_result",
@@ -26,12 +22,10 @@ __all__ = [
     "origin_of",
 ]
 
-HEADER_DLQ_REASON = "x-botstream-dlq-reason"
-HEADER_DLQ_OUTCOME = "x-botstream-dlq-outcome"
-HEADER_DLQ_AT = "x-botstream-dlq-at"
-HEADER_REPLAY_OF = "x-botstream-replay-of"  # on a reply re-enqueued from the DLQ: "<partition>@<offset>"
-HEADER_REPLAYED = "x-botstream-replayed"  # on a DLQ marker record: "<partition>@<offset>" it replayed
-CORRELATION_HEADER = "correlation-id"
+# Transitional: sinks/app.py still imports these two header names from here; they are
+# `botstream.schemas.headers.CORRELATION_ID` and `.REPLAY_OF`, and go once it imports those.
+CORRELATION_HEADER = CORRELATION_ID
+HEADER_REPLAY_OF = REPLAY_OF
 
 FinalOutcome = Literal["delivered", "failed_permanent", "dead_lettered", "skipped_duplicate"]
 
@@ -59,10 +53,10 @@ def dead_letter(reply: Mapping[str, Any], reason: str, outcome: FinalOutcome, *,
     record["last_error"] = reason[:1000]
     record["first_error"] = reply.get("first_error") or record["last_error"]
     headers = encode_retry_headers(RetryHeaders.from_reply(record, origin))
-    headers += [(HEADER_DLQ_REASON, reason[:1000].encode()), (HEADER_DLQ_OUTCOME, outcome.encode()),
-                (HEADER_DLQ_AT, str(at_ms).encode())]
+    headers += [(DLQ_REASON, reason[:1000].encode()), (DLQ_OUTCOME, outcome.encode()),
+                (DLQ_AT, str(at_ms).encode())]
     if reply.get("correlation_id"):
-        headers.append((CORRELATION_HEADER, str(reply["correlation_id"]).encode()))
+        headers.append((CORRELATION_ID, str(reply["correlation_id"]).encode()))
     return record, headers
 
 

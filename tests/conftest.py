@@ -45,7 +45,10 @@ def unique() -> Callable[[str], str]:
 def make_topic(kafka_bootstrap: str, unique: Callable[[str], str]) -> Iterator[Callable[..., str]]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    from botstream.core.kafka import admin_config
+    from tests.pipeline import client_settings
+
+    admin = AdminClient(admin_config(client_settings(kafka_bootstrap)))
     created: list[str] = []
 
     def make(base: str = "t", partitions: int = 3, config: dict[str, str] | None = None) -> str:

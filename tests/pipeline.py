@@ -1,4 +1,8 @@
-"""Helpers for tests that drive the pipeline through its topics: build, produce and read records."""
+"""Helpers for tests that drive the pipeline through its topics: build, produce and read records.
+
+Their Kafka clients are configured by the project's client layer (`botstream.core.kafka`), so a test
+record is keyed, partitioned and acknowledged exactly as the services' own records are.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
+from botstream.core.kafka import consumer_config, producer_config
+from botstream.core.settings import Settings
+from botstream.schemas import records
 from botstream.schemas.codec import Codec
+from botstream.schemas.headers import CORRELATION_ID
 
 CODEC = Codec()
 
@@ -31,19 +39,23 @@ def make_update(chat_id: str, text: str | None, *, bot_id: str = "echo", platfor
 
 
 def chat_key(update: dict[str, Any]) -> str:
-    return f"{update['platform']}:{update['bot_id']}:{update['chat_id']}"
+    return records.chat_key(update["platform"], update["bot_id"], update["chat_id"])
+
+
+def client_settings(bootstrap: str) -> Settings:
+    """Settings of a client of the cluster at `bootstrap` (what the config builders read)."""
+    return Settings.from_env({}, kafka_bootstrap_servers=bootstrap)
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                     "partitioner": "murmur2_random", "linger.ms": 5})
+    return Producer(producer_config(client_settings(bootstrap), client_id="botstream-tests"))
 
 
 def produce_updates(bootstrap: str, topic: str, updates: list[dict[str, Any]]) -> None:
     p = producer(bootstrap)
     for u in updates:
         p.produce(topic, key=chat_key(u).encode(), value=CODEC.encode("update", u),
-                  headers=[("correlation-id", u["correlation_id"].encode())])
+                  headers=[(CORRELATION_ID, u["correlation_id"].encode())])
         p.poll(0)
     assert p.flush(60) == 0
 
@@ -53,8 +65,7 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, topic: str, record: str | None) -> None:
         self.record = record
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self.consumer = Consumer(consumer_config(client_settings(bootstrap), f"reader-{uuid.uuid4().hex[:8]}"))
         self.consumer.subscribe([topic])
         self.items: list[tuple[Any, Any, Any]] = []  # (key, value, message)
 

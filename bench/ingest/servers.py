@@ -52,11 +52,9 @@ class NaiveSink:
         from confluent_kafka import Producer
 
         from botstream.core.settings import Settings
-        from botstream.ingest.producer import producer_config
+        from botstream.ingest.producer import ingest_producer_config
 
-        settings = Settings.from_env()
-        self.producer = Producer(producer_config(settings.kafka_bootstrap_servers or "",
-                                                 ack_timeout_s=settings.ack_timeout_s))
+        self.producer = Producer(ingest_producer_config(Settings.from_env()))
         self.blocking = blocking
 
     async def produce_all(self, records: Any) -> None:
@@ -120,8 +118,10 @@ def kafka_ceiling(seconds: float, overrides: dict[str, Any]) -> dict[str, float]
     from botstream.core.settings import Settings
     from botstream.ingest.platforms.base import RequestContext
     from botstream.ingest.platforms.telegram import normalize_telegram_update
-    from botstream.ingest.producer import producer_config
+    from botstream.ingest.producer import ingest_producer_config
     from botstream.schemas.codec import Codec
+    from botstream.schemas.headers import CORRELATION_ID, PLATFORM, TRACEPARENT
+    from botstream.schemas.records import chat_key
 
     pin(SERVER_CPU)
     settings = Settings.from_env()
@@ -132,12 +132,11 @@ def kafka_ceiling(seconds: float, overrides: dict[str, Any]) -> dict[str, float]
         raw = body(update_id)
         ctx = RequestContext("telegram", "bench", raw, int(time.time() * 1000), os.urandom(16).hex())
         [update] = normalize_telegram_update(ctx, json.loads(raw))
-        key = f"telegram:bench:{update['chat_id']}".encode()
-        headers = [("correlation-id", update["correlation_id"].encode()), ("platform", b"telegram"),
-                   ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+        key = chat_key("telegram", "bench", update["chat_id"]).encode()
+        headers = [(CORRELATION_ID, update["correlation_id"].encode()), (PLATFORM, b"telegram"),
+                   (TRACEPARENT, b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
         records.append((codec.encode("update", update), key, headers))
-    producer = Producer({**producer_config(settings.kafka_bootstrap_servers or "",
-                                           ack_timeout_s=settings.ack_timeout_s), **overrides})
+    producer = Producer(ingest_producer_config(settings, **overrides))
     acked = failed = 0
 
     def delivered(err: Any, _msg: Any) -> None:

@@ -46,9 +46,11 @@ import httpx
 from confluent_kafka import Consumer, Producer
 
 from botstream.core.bots import parse_bots
+from botstream.core.kafka import consumer_config, producer_config
+from botstream.core.processes import die_with_parent
 from botstream.core.settings import Settings
 from botstream.ops.admin import apply_catalog
-from botstream.ops.embedded_kafka import _die_with_parent, free_port
+from botstream.ops.embedded_kafka import free_port
 from botstream.schemas.codec import Codec
 from botstream.sinks.platforms import adapter_for
 from botstream.sinks.sender import HttpSender  # noqa: F401 - same httpx set-up for the bare loop as for the worker
@@ -115,7 +117,7 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
     try:
         yield proc
     finally:
@@ -187,14 +189,17 @@ def sinks_worker(env: Env, name: str, limits: str = "") -> Iterator[tuple[Settin
 _PRODUCERS: dict[str, Producer] = {}
 
 
+def _client_settings(bootstrap: str) -> Settings:
+    return Settings.from_env({}, kafka_bootstrap_servers=bootstrap)
+
+
 def produce(bootstrap: str, topic: str, replies: list[dict[str, Any]], rate: float | None = None) -> None:
     # One producer for the whole run: a new one spends its first half second fetching metadata and
     # its idempotence id, which would be measured as the first replies' latency.
     producer = _PRODUCERS.get(bootstrap)
     if producer is None:
-        producer = _PRODUCERS[bootstrap] = Producer({
-            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-            "partitioner": "murmur2_random", "linger.ms": 2})
+        producer = _PRODUCERS[bootstrap] = Producer(producer_config(
+            _client_settings(bootstrap), client_id="botstream-bench", linger_ms=2))
     start = time.monotonic()
     for n, reply in enumerate(replies):
         if rate:
@@ -209,8 +214,7 @@ def produce(bootstrap: str, topic: str, replies: list[dict[str, Any]], rate: flo
 
 def results(bootstrap: str, topic: str, count: int, timeout: float, skip_chat: str = "telegram:tg:1") -> list[dict[str, Any]]:
     """`count` delivery results (the warm-up chat's left out), or what came within `timeout`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(consumer_config(_client_settings(bootstrap), f"bench-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([topic])
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout

@@ -14,21 +14,23 @@ import time
 
 from confluent_kafka import Producer
 
+from botstream.core.kafka import producer_config
 from botstream.core.settings import Settings
+from botstream.schemas import topics
 from botstream.streams.dedupe import expiry_index_key
 
 TABLES = ("dedupe", "dedupe-index")
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
-    """faust names a changelog `<app id>-<table>-changelog`; the worker's app id is `<prefix>-streams`."""
-    return f"{settings.topic_prefix}-streams-{table}-changelog"
+    """The changelog of one of the streams worker's tables, as the topic catalog names it."""
+    return topics.changelog_topic(settings, "streams", table)
 
 
 def fill_dedupe(settings: Settings, bootstrap: str, keys: int, *, with_index: bool) -> float:
     """Produce `keys` dedupe entries (and their index entries); returns the seconds it took."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20,
-                  "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000, "log_level": 2})
+    p = Producer(producer_config(settings, bootstrap=bootstrap, client_id="botstream-bench", linger_ms=20, **{
+        "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000, "log_level": 2}))
     dedupe, index = changelog_topic(settings, "dedupe"), changelog_topic(settings, "dedupe-index")
     parts = settings.partitions
     now = int(time.time() * 1000)

@@ -1,6 +1,6 @@
 """The client's ceiling: confluent-kafka consume → produce in batches, no framework, no work per record.
 
-Batch consume (DESIGN.md §6: one message at a time is several times slower), produce each record's
+Batch consume (confluent-kafka consumes one message at a time several times slower), produce each record's
 key/value/headers unchanged with the project's producer settings, serve delivery reports with
 `poll(0)` once per batch, commit asynchronously once per batch.
 """
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer
 
-from tests.pipeline import producer
+from botstream.core.kafka import consumer_config
+from tests.pipeline import client_settings, producer
 
 BATCH = 1000
 
@@ -26,8 +27,8 @@ class LoopResult:
 
 
 def consume_produce(bootstrap: str, source: str, sink: str, expected: int, timeout: float = 120.0) -> LoopResult:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-loop-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, "log_level": 2})
+    consumer = Consumer(consumer_config(client_settings(bootstrap), f"bench-loop-{uuid.uuid4().hex[:8]}",
+                                        log_level=2))
     p = producer(bootstrap)
     consumer.subscribe([source])
     done = 0

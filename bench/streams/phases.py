@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from bench.streams import changelog, workload
 from bench.streams.confluent_loop import consume_produce
@@ -26,7 +26,7 @@ from bench.streams.hotspots import Recorder, py_spy, summarise
 from bench.streams.procstat import ProcessSampler
 from bench.streams.topic_probe import TopicProbe
 from botstream.core.settings import Settings
-from botstream.ops.admin import apply_catalog
+from botstream.ops.admin import admin_client, apply_catalog
 from botstream.ops.embedded_kafka import free_port
 from tests.pipeline import CODEC
 from tests.processes import Child, ProcessGroup
@@ -92,7 +92,7 @@ class Bench:
         return settings
 
     def create_topic(self, name: str) -> str:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = admin_client(self.settings, self.bootstrap)
         admin.create_topics([NewTopic(name, self.settings.partitions,
                                       self.settings.replication_factor)])[name].result(30)
         return name

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
+from botstream.core.kafka import consumer_config
+from tests.pipeline import client_settings
+
 
 @dataclass(frozen=True)
 class Span:
@@ -35,8 +38,8 @@ class Span:
 class TopicProbe:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-probe-{uuid.uuid4().hex[:8]}",
-                                  "enable.auto.commit": False, "log_level": 2})
+        self.consumer = Consumer(consumer_config(client_settings(bootstrap), f"bench-probe-{uuid.uuid4().hex[:8]}",
+                                                 log_level=2))
 
     def partitions(self, topic: str) -> list[int]:
         md = self.consumer.list_topics(topic, timeout=10).topics[topic]
@@ -80,8 +83,8 @@ class TopicProbe:
         """Every record from `since` (default: the beginning) up to `until` (default: the end now)."""
         until = until or self.end_offsets(topic)
         since = since or {}
-        reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"bench-read-{uuid.uuid4().hex[:8]}",
-                           "enable.auto.commit": False, "log_level": 2})
+        reader = Consumer(consumer_config(client_settings(self.bootstrap), f"bench-read-{uuid.uuid4().hex[:8]}",
+                                          log_level=2))
         try:
             todo = {p: end for p, end in until.items() if end > since.get(p, 0)}
             reader.assign([TopicPartition(topic, p, since.get(p, OFFSET_BEGINNING)) for p in todo])

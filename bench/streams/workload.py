@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Producer
 
+from botstream.schemas.headers import CORRELATION_ID
 from tests.pipeline import CODEC, chat_key, make_update, producer
 
 BOT_ID = "echo"
@@ -59,7 +60,7 @@ def encode_update(chat: int, update_id: int, text: str) -> Record:
     update = make_update(chat_id, text, bot_id=BOT_ID, platform=PLATFORM, update_id=str(update_id),
                          user_id=str(chat), raw=raw)
     return Record(chat_key(update).encode(), CODEC.encode("update", update),
-                  [("correlation-id", update["correlation_id"].encode())], update["update_id"])
+                  [(CORRELATION_ID, update["correlation_id"].encode())], update["update_id"])
 
 
 def build(workload: Workload, first_update_id: int = 500_000_000) -> list[Record]:

@@ -195,3 +195,15 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def topic_partitions(client: Any, topic: str, *, timeout_s: float = 15.0) -> list[int]:
+    """The partition ids of `topic`, sorted; [] when the topic does not exist. `client` is any
+    confluent-kafka client (Consumer, Producer, AdminClient): they all answer `list_topics`."""
+    meta = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        return []
+    return sorted(meta.partitions)
+
+
+__all__ += ["topic_partitions"]

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
+from botstream.core.kafka import admin_config
 from botstream.core.settings import Settings
 from botstream.schemas.topics import Topic, catalog
 
@@ -48,8 +49,8 @@ class ApplyReport:
         return out
 
 
-def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+def admin_client(settings: Settings, bootstrap: str | None = None) -> AdminClient:
+    return AdminClient(admin_config(settings, bootstrap=bootstrap, timeout_s=10.0))
 
 
 def apply_topics(admin: AdminClient, topics: list[Topic], *, grow: bool = False, timeout: float = 30.0) -> ApplyReport:
@@ -114,12 +115,12 @@ def _reconcile(admin: AdminClient, topics: list[Topic], existing: Mapping[str, o
 
 
 def apply_catalog(settings: Settings, bootstrap: str, *, grow: bool = False) -> ApplyReport:
-    return apply_topics(admin_client(bootstrap), catalog(settings), grow=grow)
+    return apply_topics(admin_client(settings, bootstrap), catalog(settings), grow=grow)
 
 
 def list_catalog(settings: Settings, bootstrap: str) -> list[dict[str, object]]:
     """Catalog vs cluster, one row per catalog topic."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(settings, bootstrap)
     existing = admin.list_topics(timeout=15).topics
     rows: list[dict[str, object]] = []
     for t in catalog(settings):

@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from botstream.core.errors import BotstreamError
+from botstream.core.kafka import admin_config
 from botstream.core.settings import Settings
 
 __all__ = [
@@ -64,8 +65,6 @@ DEFAULT_TIMEOUT_S = 5.0  # below Prometheus' default 10 s scrape timeout, with r
 
 class LagError(BotstreamError):
     """The broker did not tell us the offsets (unreachable, timed out, group or topic refused)."""
-
-    retriable = True
 
 
 @dataclass(frozen=True, order=True)
@@ -205,6 +204,7 @@ class ConsumerLagCollector(Collector):
     def __init__(self, settings: Settings, bootstrap: str, cache_s: float = 10.0, *,
                  groups: Iterable[str] = (), stale_s: float | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  fetch: Callable[[], LagSnapshot] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
         self.groups = botstream_groups(settings, groups)
         self.dlq_topics = [settings.topic("replies.dlq")]
         self.bootstrap = bootstrap
@@ -262,8 +262,7 @@ class ConsumerLagCollector(Collector):
 
     def _fetch_from_broker(self) -> LagSnapshot:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap,
-                                       "socket.timeout.ms": int(self.timeout * 1000)})
+            self._admin = AdminClient(admin_config(self.settings, bootstrap=self.bootstrap, timeout_s=self.timeout))
         return read_snapshot(self._admin, self.groups, self.dlq_topics, timeout=self.timeout)
 
 

@@ -10,13 +10,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from botstream.core.kafka import consumer_config, producer_config
 from botstream.core.settings import Settings
+from botstream.ops.admin import admin_client
 from botstream.ops.cli import main
 from botstream.ops.lag import ConsumerLagCollector, botstream_groups, consumer_lag, dlq_records
+from tests.pipeline import client_settings
 from tests.processes import ProcessGroup, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -26,7 +29,7 @@ COMMITTED = {0: 4, 1: 7}  # partition 2 never committed: its lag is unknown, so 
 
 
 def produce(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = Producer(producer_config(client_settings(bootstrap)))
     for partition, n in counts.items():
         for i in range(n):
             producer.produce(topic, value=f"{partition}-{i}".encode(), partition=partition)
@@ -35,7 +38,7 @@ def produce(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
 
 def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Commit offsets as a consumer of `group` that never joined (a standalone commit)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(consumer_config(client_settings(bootstrap), group))
     try:
         consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
     finally:
@@ -54,7 +57,7 @@ def lagging(kafka_bootstrap: str, test_settings: Settings, make_topic: Callable[
 
 @pytest.fixture
 def dlq_topic(kafka_bootstrap: str, test_settings: Settings) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(test_settings, kafka_bootstrap)
     name = test_settings.topic("replies.dlq")
     admin.create_topics([NewTopic(name, 2, 1)])[name].result(30)
     try:
@@ -72,7 +75,7 @@ def test_lag_is_end_minus_committed_per_partition(kafka_bootstrap: str, test_set
     topic, group = lagging
     other = unique("analytics")
     commit(kafka_bootstrap, other, topic, {2: 1})
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(test_settings, kafka_bootstrap)
     lags = consumer_lag(admin, botstream_groups(test_settings, [other]))
     got = {(p.group, p.topic, p.partition): p.lag for p in lags}
     assert got == {**expected(group, topic), (other, topic, 2): PRODUCED[2] - 1}
@@ -93,7 +96,7 @@ def test_collector_exports_the_lag_and_caches_it(kafka_bootstrap: str, test_sett
     produce(kafka_bootstrap, topic, {0: 5})  # within cache_s: the scrape serves the cached reading
     assert samples(registry, "botstream_consumer_lag")[(group, topic, "0")] == PRODUCED[0] - COMMITTED[0]
     assert samples(registry, "botstream_consumer_lag_errors_total") == {(): 0.0}
-    assert dlq_records(AdminClient({"bootstrap.servers": kafka_bootstrap}), dlq_topic) == 3
+    assert dlq_records(admin_client(test_settings, kafka_bootstrap), dlq_topic) == 3
 
 
 def test_collector_counts_an_unreachable_broker_instead_of_raising(test_settings: Settings) -> None:

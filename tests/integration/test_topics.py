@@ -10,12 +10,13 @@ import sys
 import time
 
 import pytest
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from botstream.core.settings import Settings
-from botstream.ops.admin import apply_catalog, list_catalog
+from botstream.ops.admin import admin_client, apply_catalog, list_catalog
+from botstream.schemas.headers import CORRELATION_ID
 from botstream.schemas.topics import catalog
-from tests.pipeline import make_update, produce_updates
+from tests.pipeline import client_settings, make_update, produce_updates
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.kafka
 def test_apply_is_idempotent_and_aligns_configs(test_settings: Settings, kafka_bootstrap: str) -> None:
     first = apply_catalog(test_settings, kafka_bootstrap)
     assert first.ok and len(first.created) == len(catalog(test_settings))
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(test_settings, kafka_bootstrap)
     dlq = test_settings.topic("replies.dlq")
     res = ConfigResource(ConfigResource.Type.TOPIC, dlq, incremental_configs=[
         ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
@@ -46,7 +47,7 @@ def test_apply_is_idempotent_and_aligns_configs(test_settings: Settings, kafka_b
 
 
 def test_partition_counts_are_never_changed_silently(test_settings: Settings, kafka_bootstrap: str) -> None:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(test_settings, kafka_bootstrap)
     fewer, more = test_settings.topic("updates"), test_settings.topic("replies")
     for name, n in ((fewer, 2), (more, 8)):
         admin.create_topics([NewTopic(name, n, 1)])[name].result(30)
@@ -74,20 +75,22 @@ def test_tail_decodes_records_to_json_lines(test_settings: Settings, kafka_boots
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout.strip().splitlines()[0])
     assert line["key"] == "telegram:echo:42" and line["value"]["schema"] == "update"
-    assert line["value"]["text"] == "hello data team" and line["headers"]["correlation-id"] == update["correlation_id"]
+    assert line["value"]["text"] == "hello data team" and line["headers"][CORRELATION_ID] == update["correlation_id"]
 
 
 def test_partition_for_agrees_with_the_clients_partitioner(kafka_bootstrap: str) -> None:
-    """Where the broker put records keyed by chat (confluent-kafka, murmur2_random, as ingest writes
+    """Where the broker put records keyed by chat (a producer of the client layer, as ingest writes
     them) is where `partition_for` says each chat lives."""
     from confluent_kafka import Producer
 
+    from botstream.core.kafka import producer_config
     from botstream.core.partitioning import partition_for
 
+    settings = client_settings(kafka_bootstrap)
     topic = f"partitioning-{os.getpid()}-{time.time_ns()}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(settings)
     admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(producer_config(settings))
     landed: dict[bytes, int] = {}
     keys = [f"telegram:bot:{i}".encode() for i in range(300)] + [b"slack:b:T1/C2", "whatsapp:w:\u00e9".encode()]
 

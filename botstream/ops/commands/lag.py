@@ -43,7 +43,7 @@ def cmd_lag(args: argparse.Namespace, settings: Settings) -> int:
     from botstream.ops.lag import botstream_groups, consumer_lag
 
     groups = botstream_groups(settings, args.group)
-    lags = consumer_lag(admin_client(bootstrap), groups, timeout=args.timeout)
+    lags = consumer_lag(admin_client(settings, bootstrap), groups, timeout=args.timeout)
     if args.json:
         from botstream.ops.cli import print_json
 

@@ -40,14 +40,13 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka import Consumer
 
     from botstream.core.codec import codec_for
-    from botstream.core.kafka import bootstrap_servers
+    from botstream.core.kafka import consumer_config
     from botstream.schemas.errors import DecodeError
 
     topic = args.topic if "." in args.topic and args.topic.startswith(settings.topic_prefix) else settings.topic(args.topic)
     codec = codec_for(settings)
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers(settings), "group.id": f"tail-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-                         "enable.auto.commit": False})
+    consumer = Consumer(consumer_config(settings, f"tail-{uuid.uuid4().hex[:8]}", **{
+        "auto.offset.reset": "earliest" if args.from_beginning else "latest"}))
     consumer.subscribe([topic])
     seen = 0
     last = time.monotonic()

@@ -7,6 +7,7 @@ import argparse
 from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 from botstream.ops.admin import apply_catalog, list_catalog
+from botstream.ops.commands.tail import add_tail_parser
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +17,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--grow", action="store_true", help="grow topics that have fewer partitions than the catalog")
     a.set_defaults(func=cmd_apply)
     s.add_parser("list", help="catalog vs cluster").set_defaults(func=cmd_list)
-    try:
-        from botstream.ops.commands.tail import add_tail_parser
-    except ImportError:  # the codec arrives with the contracts
-        return
     add_tail_parser(s)
 
 

@@ -17,10 +17,12 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from botstream.core.kafka import consumer_config
 from botstream.core.settings import Settings
 from botstream.ingest.platforms.hub_signature import hub_signature
 from botstream.ingest.platforms.slack import slack_signature
 from botstream.ops.embedded_kafka import free_port
+from tests.pipeline import client_settings
 from tests.processes import Child, ProcessGroup, wait_until
 
 DISCORD_KEY = Ed25519PrivateKey.generate()
@@ -105,7 +107,7 @@ def start_ingest(processes: ProcessGroup, settings: Settings, bootstrap: str, bo
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
     """High watermarks: any record a 2xx acknowledged is below them by the time the 2xx arrived."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    consumer = Consumer(consumer_config(client_settings(bootstrap), "watermarks"))
     try:
         return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)]
     finally:

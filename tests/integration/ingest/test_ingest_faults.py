@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from botstream.core.settings import Settings
-from botstream.ops.admin import apply_catalog
+from botstream.ops.admin import admin_client, apply_catalog
 from botstream.ops.embedded_kafka import EmbeddedKafka
 from tests.integration.ingest.support import (
     WA_SECRET,
@@ -152,7 +152,7 @@ def test_record_refused_as_too_large_by_the_topic_is_503_and_the_producer_stays_
     a 503 keeps it redelivering until an operator raises the topic's limit."""
     assert apply_catalog(test_settings, kafka_bootstrap).ok
     topic = test_settings.topic("updates")
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = admin_client(test_settings, kafka_bootstrap)
     limit = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
         ConfigEntry("max.message.bytes", "65536", incremental_operation=AlterConfigOpType.SET)])
     admin.incremental_alter_configs([limit])[limit].result(30)

@@ -17,6 +17,7 @@ from botstream.core.settings import Settings
 from botstream.ops.admin import apply_catalog
 from botstream.ops.embedded_kafka import free_port
 from botstream.sandbox import SandboxConfig, SandboxServer
+from botstream.schemas.headers import CORRELATION_ID
 from tests.integration.sinks.support import CODEC, scrape, write_sinks_bots
 from tests.pipeline import TopicReader, producer
 from tests.processes import Child, ProcessGroup, wait_until
@@ -70,7 +71,7 @@ class SinkRig:
             self._producer = producer(self.bootstrap)
         for r in replies:
             self._producer.produce(self.settings.topic(topic), key=r["chat_key"].encode(),
-                                   value=CODEC.encode("reply", r), headers=[("correlation-id", r["correlation_id"].encode())])
+                                   value=CODEC.encode("reply", r), headers=[(CORRELATION_ID, r["correlation_id"].encode())])
             self._producer.poll(0)
         assert self._producer.flush(60) == 0
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from botstream.schemas.headers import CORRELATION_ID
+from botstream.schemas.records import chat_key
 from tests.pipeline import CODEC, producer
 
 __all__ = ["CODEC", "chat_replies", "expected_by_chat", "log_events", "make_reply", "metric_sum",
@@ -28,7 +30,7 @@ def make_reply(chat_id: str, text: str, index: int, *, bot_id: str = "tg", platf
     update_id = uuid.uuid4().hex
     reply = {
         "reply_id": hashlib.blake2b(f"reply|{platform}|{bot_id}|{update_id}|0".encode(), digest_size=16).hexdigest(),
-        "chat_key": f"{platform}:{bot_id}:{chat_id}", "platform": platform, "bot_id": bot_id, "chat_id": chat_id,
+        "chat_key": chat_key(platform, bot_id, chat_id), "platform": platform, "bot_id": bot_id, "chat_id": chat_id,
         "chat_type": chat_type, "kind": "text", "text": text, "markup": None, "options": {}, "reply_to": None,
         "target_message_id": None, "thread_id": None, "chat_seq": (index + 1) * SEQ_STRIDE,
         "causation_id": update_id, "correlation_id": uuid.uuid4().hex[:16], "update_received_at_ms": now,
@@ -49,7 +51,7 @@ def produce_replies(bootstrap: str, topic: str, replies: list[dict[str, Any]]) -
     p = producer(bootstrap)
     for r in replies:
         p.produce(topic, key=r["chat_key"].encode(), value=CODEC.encode("reply", r),
-                  headers=[("correlation-id", r["correlation_id"].encode())])
+                  headers=[(CORRELATION_ID, r["correlation_id"].encode())])
         p.poll(0)
     assert p.flush(60) == 0
 

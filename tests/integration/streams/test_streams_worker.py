@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from botstream.core.kafka import producer_config
 from botstream.core.partitioning import partition_for
 from botstream.streams.replay import conversations_changelog, fold_messages
 from tests.pipeline import TopicReader, make_update, produce_updates
@@ -157,7 +158,7 @@ def test_replay_rebuilds_the_live_conversation_state(pipeline) -> None:  # type:
 def test_undecodable_records_are_quarantined_and_the_agent_goes_on(pipeline) -> None:  # type: ignore[no-untyped-def]
     worker = pipeline.start_streams()
     topic = pipeline.settings.topic("updates")
-    producer = Producer({"bootstrap.servers": pipeline.bootstrap, "partitioner": "murmur2_random"})
+    producer = Producer(producer_config(pipeline.settings, bootstrap=pipeline.bootstrap))
     producer.produce(topic, key=b"telegram:echo:q1", value=b"\xc3\x01garbage-not-avro")
     producer.produce(topic, key=b"telegram:echo:q1", value=b"{\"json\": true}")
     producer.flush(30)

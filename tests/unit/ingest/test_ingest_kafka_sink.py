@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from botstream.ingest.producer import KafkaSink, producer_config
+from botstream.core.settings import Settings
+from botstream.ingest.producer import MAX_RECORD_BYTES, KafkaSink, ingest_producer_config
 from botstream.ingest.sink import NotDurable, OutboundRecord
 
 TOPIC = "t.updates"
@@ -216,10 +217,11 @@ async def test_not_started_or_closed_sink_is_not_durable() -> None:
 
 
 def test_producer_config_carries_the_guarantees_and_librdkafka_accepts_it() -> None:
-    config = producer_config("", ack_timeout_s=2.0)
+    config = ingest_producer_config(Settings(ack_timeout_s=2.0), bootstrap="127.0.0.1:1")
     assert config["enable.idempotence"] is True
     assert config["acks"] == "all"
     assert config["partitioner"] == "murmur2_random"
     assert config["message.timeout.ms"] == 2000
     assert config["allow.auto.create.topics"] is False
+    assert config["message.max.bytes"] == MAX_RECORD_BYTES and config["client.id"] == "botstream-ingest"
     Producer({**{k: v for k, v in config.items() if k != "bootstrap.servers"}})  # raises on a bad key or value

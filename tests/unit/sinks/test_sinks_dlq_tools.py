@@ -8,15 +8,10 @@ import pytest
 from sinks_factories import make_reply
 
 from botstream.schemas.codec import Codec
+from botstream.schemas.headers import DLQ_OUTCOME, DLQ_REASON, REPLAYED, RETRY_ATTEMPT, RETRY_ORIGIN
 from botstream.sinks.dlq import DlqFilter, collect, parse_since, replay_reply
-from botstream.sinks.results import (
-    HEADER_DLQ_OUTCOME,
-    HEADER_DLQ_REASON,
-    HEADER_REPLAYED,
-    dead_letter,
-    delivery_result,
-)
-from botstream.sinks.retry import HEADER_ATTEMPT, HEADER_ORIGIN, decode_retry_headers
+from botstream.sinks.results import dead_letter, delivery_result
+from botstream.sinks.retry import decode_retry_headers
 
 CODEC = Codec()
 NOW = 1_700_000_000_000
@@ -36,10 +31,10 @@ def test_a_dead_letter_keeps_the_reply_and_says_why_in_value_and_headers() -> No
     assert record["last_error"] == "gave up after 4 attempts: http 503"
     assert record["first_error"] == "http 502: Bad Gateway" and record["text"] == reply["text"]
     h = dict(headers)
-    assert h[HEADER_DLQ_REASON] == b"gave up after 4 attempts: http 503" and h[HEADER_DLQ_OUTCOME] == b"dead_lettered"
+    assert h[DLQ_REASON] == b"gave up after 4 attempts: http 503" and h[DLQ_OUTCOME] == b"dead_lettered"
     retry = decode_retry_headers(headers)
     assert retry.attempt == 3 and retry.origin == "bs.replies/2@17"
-    assert h[HEADER_ATTEMPT] == b"3" and h[HEADER_ORIGIN] == b"bs.replies/2@17"
+    assert h[RETRY_ATTEMPT] == b"3" and h[RETRY_ORIGIN] == b"bs.replies/2@17"
     CODEC.encode("reply", record)  # still a valid Reply
 
 
@@ -55,7 +50,7 @@ def test_delivery_results_fit_the_schema_and_carry_latency_only_when_delivered()
 def test_markers_hide_replayed_records_whatever_the_filter() -> None:
     a = make_reply(chat_id="1", chat_key="telegram:b1:1", reply_id="a")
     b = make_reply(chat_id="2", chat_key="telegram:b1:2", reply_id="b")
-    marker = (0, 9, NOW, b"telegram:b1:1", None, {HEADER_REPLAYED: "0@3"})
+    marker = (0, 9, NOW, b"telegram:b1:1", None, {REPLAYED: "0@3"})
     records = collect([dlq_message(0, 3, a), dlq_message(1, 4, b), marker,
                        (1, 5, NOW, b"k", b"garbage", {})], CODEC)
     assert [(r.position, r.replayed) for r in records] == [("0@3", True), ("1@4", False), ("1@5", False)]
