@@ -43,10 +43,12 @@ from botstream.ingest.asgi import (
 from botstream.ingest.correlation import correlation_id_from, traceparent_from
 from botstream.ingest.errors import IngestError, MethodNotAllowed, NotFound
 from botstream.ingest.metrics import UNKNOWN, IngestMetrics, render_metrics
-from botstream.ingest.platforms import ADAPTERS, PlatformAdapter
+from botstream.ingest.platforms import ADAPTERS, InboundAdapter
 from botstream.ingest.platforms.base import HandshakeResponse, Update, WebhookRequest
 from botstream.ingest.sink import OutboundRecord, RecordSink
 from botstream.schemas.codec import Codec
+from botstream.schemas.headers import CORRELATION_ID, PLATFORM, TRACEPARENT
+from botstream.schemas.records import chat_key
 
 log = logging.getLogger("botstream.ingest.access")
 JSON = b"application/json"
@@ -82,7 +84,7 @@ class IngestApp:
         max_body_bytes: int,
         codec: Codec | None = None,
         metrics: IngestMetrics | None = None,
-        adapters: Mapping[str, PlatformAdapter] = ADAPTERS,
+        adapters: Mapping[str, InboundAdapter] = ADAPTERS,
         clock: Callable[[], float] = time.time,
         retry_after_s: int = 5,
         on_startup: Sequence[Hook] = (),
@@ -183,18 +185,18 @@ class IngestApp:
                  traceparent: str) -> list[OutboundRecord]:
         """Encode each Update keyed by its chat, so one chat lands on one partition number everywhere."""
         topic = self.updates_topic
-        headers = [("correlation-id", correlation_id.encode()), ("platform", platform.encode()),
-                   ("traceparent", traceparent.encode())]
+        headers = [(CORRELATION_ID, correlation_id.encode()), (PLATFORM, platform.encode()),
+                   (TRACEPARENT, traceparent.encode())]
         records = []
         for update in updates:
             update["traceparent"] = traceparent
-            key = f"{update['platform']}:{update['bot_id']}:{update['chat_id']}".encode()
+            key = chat_key(update["platform"], update["bot_id"], update["chat_id"]).encode()
             records.append(OutboundRecord(topic, key, self.codec.encode("update", update, topic=topic), headers))
         return records
 
     def _refusal(self, exc: IngestError, platform: str) -> Answer:
         answer = Answer(exc.status, json.dumps({"error": exc.reason}).encode(), JSON, reason=exc.reason)
-        if exc.status == 503:
+        if exc.retriable:  # the platform should deliver it again (NotDurable: 503)
             self.metrics.unavailable(platform, exc.reason)
             answer.headers.append((b"retry-after", self.retry_after))
         elif 400 <= exc.status < 500:

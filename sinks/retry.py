@@ -1,31 +1,36 @@
 """Where a reply goes after an attempt: done, a retry level (topic replies.retry.<level>), or the DLQ.
 
 Pure decisions over the reply, the outcome, the time and an injected `random.Random`, plus the
-encoding of the retry chain's Kafka headers, so the chain's behaviour is tested without a broker.
+encoding of the retry chain's Kafka headers (their names are part of the wire contract,
+`botstream.schemas.headers`), so the chain's behaviour is tested without a broker.
 
-Jitter is *proportional*: a delay d becomes d * U(1 - jitter, 1 + jitter). Full jitter (U(0, d))
-would empty the meaning of the levels (a "300 s" retry could come back after 2 s); proportional
-jitter keeps each level's delay while spreading a burst of failures over +-10 %. Platform-given waits
-are only ever lengthened (U(1, 1 + jitter)): retrying before Retry-After is refused again.
+The schedule is a `botstream.core.retry.RetryPolicy` with one delay per level and *proportional*
+jitter: a delay d becomes d * U(1 - jitter, 1 + jitter). Full jitter (U(0, d)) would empty the
+meaning of the levels (a "300 s" retry could come back after 2 s); proportional jitter keeps each
+level's delay while spreading a burst of failures over +-10 %. Platform-given waits are only ever
+lengthened (U(1, 1 + jitter)): retrying before Retry-After is refused again.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from botstream.core import retry
 from botstream.core.settings import Settings
+from botstream.schemas.headers import (
+    RETRY_ATTEMPT,
+    RETRY_FIRST_ERROR,
+    RETRY_LAST_ERROR,
+    RETRY_NOT_BEFORE,
+    RETRY_ORIGIN,
+)
 from botstream.sinks.errors import InvalidRetryHeaders
 from botstream.sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
 
-HEADER_ATTEMPT = "x-botstream-attempt"
-HEADER_NOT_BEFORE = "x-botstream-not-before"
-HEADER_FIRST_ERROR = "x-botstream-first-error"
-HEADER_LAST_ERROR = "x-botstream-last-error"
-HEADER_ORIGIN = "x-botstream-origin"
-RETRY_HEADERS = (HEADER_ATTEMPT, HEADER_NOT_BEFORE, HEADER_FIRST_ERROR, HEADER_LAST_ERROR, HEADER_ORIGIN)
+RETRY_HEADERS = (RETRY_ATTEMPT, RETRY_NOT_BEFORE, RETRY_FIRST_ERROR, RETRY_LAST_ERROR, RETRY_ORIGIN)
 MAX_ERROR_BYTES = 1000  # errors ride on every hop; a proxy's HTML page must not
 
 
@@ -51,32 +56,24 @@ RetryStep: TypeAlias = ToRetry | ToDLQ | Done
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """The retry chain's shape: one delay per level, and how many attempts a reply gets in all.
+class RetryChain:
+    """The retry topic chain: one level (topic) per delay of its `RetryPolicy`, and how many attempts a
+    reply gets in all.
 
     `attempt` on a reply counts the attempts made before the current one, so the current attempt
     failing is attempt + 1; at `max_attempts` the reply goes to the DLQ. Failures past the last level
     stay on the last level. Permanent failures skip the chain: the same request cannot succeed.
     """
 
-    delays_s: tuple[float, ...] = (5.0, 30.0, 300.0)
-    max_attempts: int = 5
-    jitter: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not self.delays_s or any(d < 0 for d in self.delays_s):
-            raise ValueError(f"delays_s must be non-empty and non-negative, not {self.delays_s}")
-        if self.max_attempts < 1 or not 0.0 <= self.jitter < 1.0:
-            raise ValueError(f"max_attempts must be >= 1 and jitter in [0, 1), not "
-                             f"{self.max_attempts}, {self.jitter}")
+    policy: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(delays_s=settings.retry_delays, max_attempts=settings.max_attempts)
+    def from_settings(cls, settings: Settings) -> RetryChain:
+        return cls(retry.RetryPolicy(delays_s=settings.retry_delays, max_attempts=settings.max_attempts))
 
     @property
     def levels(self) -> int:
-        return len(self.delays_s)
+        return self.policy.levels
 
     def next_step(self, reply: Mapping[str, Any], outcome: Outcome, now_ms: int, rng: random.Random) -> RetryStep:
         """Decide after an attempt that ended in `outcome`.
@@ -91,7 +88,7 @@ class RetryPolicy:
         if isinstance(outcome, Permanent):
             return ToDLQ(f"permanent failure: {describe_outcome(outcome)}")
         failed = int(reply.get("attempt") or 0) + 1
-        if failed >= self.max_attempts:
+        if self.policy.exhausted(failed):
             return ToDLQ(f"gave up after {failed} attempts: {describe_outcome(outcome)}")
         if isinstance(outcome, Wait):
             return self.defer(outcome.retry_after_s, now_ms, rng)
@@ -99,8 +96,7 @@ class RetryPolicy:
             return ToRetry(1, now_ms)
         if isinstance(outcome, Retryable):
             level = min(failed, self.levels)
-            delay = self.delays_s[level - 1] * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
-            return ToRetry(level, now_ms + round(delay * 1000))
+            return ToRetry(level, now_ms + round(self.policy.backoff(failed, rng) * 1000))
         raise TypeError(f"not an outcome: {outcome!r}")
 
     def defer(self, wait_s: float, now_ms: int, rng: random.Random) -> ToRetry:
@@ -110,9 +106,13 @@ class RetryPolicy:
         about the order they were written, so one long wait does not hold up the shorter ones behind
         it in the same partition. The shell decides whether this counts as an attempt.
         """
-        level = next((i + 1 for i, d in enumerate(self.delays_s) if d >= wait_s), self.levels)
-        delay = wait_s * rng.uniform(1.0, 1.0 + self.jitter)
-        return ToRetry(level, now_ms + round(delay * 1000))
+        level = next((i + 1 for i, d in enumerate(self.policy.delays_s) if d >= wait_s), self.levels)
+        return ToRetry(level, now_ms + round(self.policy.lengthened(wait_s, rng) * 1000))
+
+
+# Transitional: sinks/app.py and sinks/delivery.py still import the chain by its old name. This is a
+# name for `RetryChain`, not another class; it goes once they import `RetryChain`.
+RetryPolicy = RetryChain
 
 
 def prepare_retry(reply: Mapping[str, Any], step: ToRetry, error: str | None, *,
@@ -159,10 +159,10 @@ class RetryHeaders:
 
 
 def encode_retry_headers(headers: RetryHeaders) -> list[tuple[str, bytes]]:
-    out = [(HEADER_ATTEMPT, str(headers.attempt).encode()),
-           (HEADER_NOT_BEFORE, str(headers.not_before_ms).encode())]
-    for name, value in ((HEADER_FIRST_ERROR, headers.first_error), (HEADER_LAST_ERROR, headers.last_error),
-                        (HEADER_ORIGIN, headers.origin)):
+    out = [(RETRY_ATTEMPT, str(headers.attempt).encode()),
+           (RETRY_NOT_BEFORE, str(headers.not_before_ms).encode())]
+    for name, value in ((RETRY_FIRST_ERROR, headers.first_error), (RETRY_LAST_ERROR, headers.last_error),
+                        (RETRY_ORIGIN, headers.origin)):
         if value is not None:
             out.append((name, _clip(value).encode()))
     return out
@@ -183,11 +183,11 @@ def decode_retry_headers(
         if key in RETRY_HEADERS and value is not None:
             found[key] = value.decode(errors="replace") if isinstance(value, bytes) else value
     return RetryHeaders(
-        attempt=_int_header(found, HEADER_ATTEMPT),
-        not_before_ms=_int_header(found, HEADER_NOT_BEFORE),
-        first_error=found.get(HEADER_FIRST_ERROR),
-        last_error=found.get(HEADER_LAST_ERROR),
-        origin=found.get(HEADER_ORIGIN),
+        attempt=_int_header(found, RETRY_ATTEMPT),
+        not_before_ms=_int_header(found, RETRY_NOT_BEFORE),
+        first_error=found.get(RETRY_FIRST_ERROR),
+        last_error=found.get(RETRY_LAST_ERROR),
+        origin=found.get(RETRY_ORIGIN),
     )
 
 

@@ -66,7 +66,7 @@ class HttpSender:
                                                        content=request.content)
         except (httpx.HTTPError, OSError) as exc:
             return SendResult(None, classify_transport_error(type(exc).__name__), time.perf_counter() - started)
-        return SendResult(InboundResponse(resp.status_code, dict(resp.headers), resp.content), None,
+        return SendResult(InboundResponse(resp.status_code, dict(resp.headers), resp.content, time.time()), None,
                           time.perf_counter() - started)
 
     async def aclose(self) -> None:

@@ -1,4 +1,4 @@
-"""The pure (sans-IO) webhook adapters, one per platform, behind one interface (see `base`).
+"""The pure (sans-IO) inbound adapters, one per platform, behind one interface (`base.InboundAdapter`).
 
 Order of checks for every request, so strangers learn nothing and no unverified byte is parsed:
 method (405) -> own body limit (413, WhatsApp) -> signature over the raw body with the bot's own
@@ -24,16 +24,16 @@ What is answered with what:
 
 from __future__ import annotations
 
-from botstream.ingest.platforms.base import PlatformAdapter
+from botstream.ingest.platforms.base import InboundAdapter
 from botstream.ingest.platforms.discord import DiscordAdapter
 from botstream.ingest.platforms.generic import GenericAdapter
 from botstream.ingest.platforms.slack import SlackAdapter
 from botstream.ingest.platforms.telegram import TelegramAdapter
 from botstream.ingest.platforms.whatsapp import WhatsAppAdapter
 
-ADAPTERS: dict[str, PlatformAdapter] = {
+ADAPTERS: dict[str, InboundAdapter] = {
     adapter.platform: adapter
     for adapter in (TelegramAdapter(), SlackAdapter(), DiscordAdapter(), WhatsAppAdapter(), GenericAdapter())
 }
 
-__all__ = ["ADAPTERS", "PlatformAdapter"]
+__all__ = ["ADAPTERS", "InboundAdapter"]

@@ -1,5 +1,7 @@
-"""The contract between the HTTP shell and the platform adapters, and the Update record they build.
+"""The contract between the HTTP shell and the inbound platform adapters, and the Update record they build.
 
+An `InboundAdapter` turns one platform's webhooks into Updates (its outbound counterpart, which turns
+replies into the platform's send requests, is `botstream.sinks.platforms.OutboundAdapter`).
 The shell reads the request (bounded by `max_body_bytes`), finds the bot, and calls
 `adapter.handle(bot, request, now=..., received_at_ms=..., correlation_id=...)`. The adapter does no
 I/O and reads no clock: it verifies the raw bytes with the bot's own credentials, answers a handshake
@@ -25,6 +27,7 @@ from botstream.ingest.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from botstream.schemas.records import CHAT_KEY_SEPARATOR
 
 KINDS = frozenset({"message", "command", "callback", "edit", "reaction", "member", "interaction", "status", "other"})
 CHAT_TYPES = frozenset({"private", "group", "supergroup", "channel", "thread", "unknown"})
@@ -33,7 +36,6 @@ UPDATE_FIELDS = (
     "reply_to", "thread_id", "locale", "platform_ts_ms", "received_at_ms", "correlation_id", "from_bot",
     "platform_meta", "traceparent", "raw",
 )
-CHAT_KEY_SEPARATOR = ":"
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 Update = dict[str, Any]
@@ -73,7 +75,9 @@ class Accepted:
 Outcome = HandshakeResponse | Accepted
 
 
-class PlatformAdapter(Protocol):
+class InboundAdapter(Protocol):
+    """One platform's webhooks in: verify, answer handshakes, normalize into Updates (pure)."""
+
     platform: str
     max_body_bytes: int | None  # None: the settings default (1 MiB)
 

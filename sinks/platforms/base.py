@@ -14,12 +14,12 @@ so the shell does `send(build_request(...))`, wraps what comes back in `InboundR
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from botstream.core.bots import BotConfig
+from botstream.core.retry import parse_retry_after
 from botstream.core.secret import MASK
 from botstream.sinks.errors import InvalidReply, MissingCredential
 
@@ -66,11 +66,14 @@ class OutboundRequest:
 
 @dataclass(frozen=True)
 class InboundResponse:
-    """A platform's answer as the classifiers need it: status, headers (keys lower-cased), raw body."""
+    """A platform's answer as the classifiers need it: status, headers (keys lower-cased), raw body,
+    and when it arrived (unix seconds, set by the shell), so a Retry-After date can be read without
+    the classifiers reading a clock."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes = b""
+    received_at: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
@@ -84,6 +87,11 @@ class InboundResponse:
 
     def json_object(self) -> dict[str, Any]:
         return as_object(self.json())
+
+    def retry_after_s(self, default: float) -> float:
+        """The wait the `Retry-After` header asks for (seconds or an HTTP date), else `default`."""
+        seconds = parse_retry_after(self.headers.get("retry-after"), self.received_at)
+        return default if seconds is None else seconds
 
 
 def as_object(value: Any) -> dict[str, Any]:
@@ -153,14 +161,3 @@ def split_chat_id(reply: Mapping[str, Any], what: str) -> tuple[str, str]:
     if not sep or not head or not tail:
         raise InvalidReply(f"reply {reply.get('reply_id')!r}: chat_id {chat_id!r} is not {what}")
     return head, tail
-
-
-def parse_retry_after(value: str | None, default: float) -> float:
-    """Seconds from a Retry-After header. The HTTP-date form needs a clock, so it gets the default."""
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        return default
-    return seconds if math.isfinite(seconds) and seconds >= 0 else default

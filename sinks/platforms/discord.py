@@ -23,7 +23,6 @@ from botstream.sinks.platforms.base import (
     credential,
     option_flag,
     options,
-    parse_retry_after,
     parsed_markup,
     required,
 )
@@ -112,10 +111,10 @@ def rate_limit_headers(response: InboundResponse) -> DiscordBucketUpdate | None:
 def _rate_limited(response: InboundResponse, body: dict[str, Any]) -> Wait:
     headers = response.headers
     if not body:
-        return Wait(parse_retry_after(headers.get("retry-after"), CLOUDFLARE_RETRY_AFTER_S), "global")
+        return Wait(response.retry_after_s(CLOUDFLARE_RETRY_AFTER_S), "global")
     retry_after = body.get("retry_after")
     if not isinstance(retry_after, int | float) or isinstance(retry_after, bool) or not retry_after >= 0:
-        retry_after = parse_retry_after(headers.get("retry-after"), 1.0)
+        retry_after = response.retry_after_s(1.0)
     is_global = (body.get("global") is True or headers.get("x-ratelimit-global", "").lower() == "true"
                  or headers.get("x-ratelimit-scope") == "global")
     if is_global:

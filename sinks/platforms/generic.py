@@ -21,7 +21,6 @@ from botstream.sinks.platforms.base import (
     common_headers,
     credential,
     encode_json,
-    parse_retry_after,
 )
 
 # No platform limit exists; this is what coalescing packs into one message (a common chat size).
@@ -57,7 +56,7 @@ def classify(response: InboundResponse) -> Outcome:
         message_id = body.get("message_id", body.get("id"))
         return Delivered(str(message_id) if message_id is not None else None)
     if response.status == 429:
-        return Wait(parse_retry_after(response.headers.get("retry-after"), DEFAULT_RETRY_AFTER_S), "bot")
+        return Wait(response.retry_after_s(DEFAULT_RETRY_AFTER_S), "bot")
     reason = response.body[:200].decode(errors="replace") or f"HTTP {response.status}"
     if response.status >= 500 or response.status in (408, 425):
         return Retryable(reason, response.status)

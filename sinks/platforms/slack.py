@@ -21,7 +21,6 @@ from botstream.sinks.platforms.base import (
     credential,
     option_flag,
     options,
-    parse_retry_after,
     parsed_markup,
     required,
     split_chat_id,
@@ -85,7 +84,7 @@ def classify(response: InboundResponse) -> Outcome:
     body = response.json_object()
     error = str(body.get("error") or "")
     if response.status == 429 or error == "ratelimited":
-        return Wait(parse_retry_after(response.headers.get("retry-after"), DEFAULT_RETRY_AFTER_S), "chat")
+        return Wait(response.retry_after_s(DEFAULT_RETRY_AFTER_S), "chat")
     if response.status >= 500:
         return Retryable(error or f"HTTP {response.status}", response.status)
     if response.status == 200 and body.get("ok") is True:

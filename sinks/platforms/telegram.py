@@ -21,7 +21,6 @@ from botstream.sinks.platforms.base import (
     credential,
     option_flag,
     options,
-    parse_retry_after,
     parsed_markup,
     required,
 )
@@ -87,7 +86,7 @@ def classify(response: InboundResponse) -> Outcome:
         retry_after = params.get("retry_after")
         if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after >= 0:
             return Wait(float(retry_after), "chat")
-        return Wait(parse_retry_after(response.headers.get("retry-after"), DEFAULT_RETRY_AFTER_S), "chat")
+        return Wait(response.retry_after_s(DEFAULT_RETRY_AFTER_S), "chat")
     if response.status >= 500:
         return Retryable(description, response.status)
     if response.status == 400 and NOT_MODIFIED in description.lower():

@@ -28,7 +28,6 @@ from botstream.streams.integrations.errors import (
     IntegrationTimeout,
     IntegrationUnavailable,
 )
-from botstream.streams.integrations.policy import RetryPolicy
 from botstream.streams.integrations.pool import DEADLINE_RESERVE_S, IntegrationPool
 
 __all__ = [
@@ -43,5 +42,4 @@ __all__ = [
     "IntegrationRejected",
     "IntegrationTimeout",
     "IntegrationUnavailable",
-    "RetryPolicy",
 ]

@@ -22,13 +22,14 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from botstream.core.bots import IntegrationConfig
-from botstream.core.breaker import CircuitBreaker
+from botstream.core.breaker import CircuitBreaker, counts_as_failure
+from botstream.core.retry import RetryPolicy
 from botstream.streams.integrations import metrics
 from botstream.streams.integrations.errors import (
     IntegrationBusy,
@@ -39,12 +40,13 @@ from botstream.streams.integrations.errors import (
     IntegrationUnavailable,
 )
 from botstream.streams.integrations.policy import (
+    MIN_ATTEMPT_S,
     AttemptResult,
-    RetryPolicy,
     Stop,
     attempt_timeout,
     classify_exception,
     classify_status,
+    integration_policy,
     next_step,
     slot_wait_budget,
     time_left,
@@ -77,8 +79,7 @@ class Integration:
         self.bot_id = bot_id
         self.config = config
         self.name = config.name
-        self.policy = RetryPolicy(retries=config.retries, backoff_s=config.backoff_s,
-                                  max_retry_after_s=config.max_retry_after_s)
+        self.policy = integration_policy(config)
         b = config.breaker
         self.breaker = CircuitBreaker(b.failure_ratio, b.min_calls, b.window_s, b.open_s, b.half_open_probes)
         self.slots_held = 0
@@ -117,7 +118,7 @@ class Integration:
         `retries` overrides the configured number for this call (0 for a request that must not be
         repeated); `kwargs` go to `httpx.AsyncClient.request` (json, content, params, headers...).
         """
-        policy = self.policy if retries is None else replace(self.policy, retries=retries)
+        policy = self.policy if retries is None else integration_policy(self.config, retries)
         if scope.correlation_id:
             kwargs["headers"] = {CORRELATION_HEADER: scope.correlation_id, **(kwargs.get("headers") or {})}
         started = self._clock()
@@ -141,14 +142,14 @@ class Integration:
         retries_done = 0
         while True:
             now = self._clock()
-            if time_left(now, scope.deadline) < policy.min_attempt_s:
+            if time_left(now, scope.deadline) < MIN_ATTEMPT_S:
                 raise IntegrationTimeout(self.name, f"no time left before the handler's deadline "
                                                     f"({retries_done} retries made)")
             if self.breaker.retry_in(now) > 0:
                 raise self._unavailable(scope, now)
             async with self._slot(scope):
                 now = self._clock()
-                if time_left(now, scope.deadline) < policy.min_attempt_s:
+                if time_left(now, scope.deadline) < MIN_ATTEMPT_S:
                     raise IntegrationTimeout(self.name, "the wait for a slot used up the time before the deadline")
                 timeout = attempt_timeout(now, scope.deadline, self.config.timeout_s)
                 allowed = self.breaker.allow(now)
@@ -218,7 +219,7 @@ class Integration:
             result = classify_exception(exc)
         else:
             result = classify_status(response.status_code, response.headers.get("retry-after"), self._wall_clock())
-        self.breaker.record(not result.breaker_failure, self._clock())
+        self.breaker.record(not counts_as_failure(result), self._clock())
         self._breaker_moved(scope)
         return result, response
 

@@ -5,9 +5,11 @@
 - `attempt_timeout`: the hard timeout of one attempt, cut to what is left before the deadline.
 - `classify_status` / `classify_exception`: what an attempt came to — ok, rejected (a 4xx other than
   429: retrying cannot help) or retryable (connection errors, timeouts, 5xx, 429).
-- `next_step`: retry after a full-jitter backoff (uniform in [0, backoff_s · growth^n), the AWS
-  "full jitter" scheme: callers that failed together do not retry together), at least the server's
-  Retry-After, and only if the attempt after the wait still fits before the deadline.
+- `integration_policy`: the integration's `botstream.core.retry.RetryPolicy` — `retries` retries
+  with full-jitter backoff (uniform in [0, backoff_s · 4^n), the AWS "full jitter" scheme: callers
+  that failed together do not retry together), and the longest Retry-After worth waiting for.
+- `next_step`: retry after that backoff, at least the server's Retry-After, and only if the attempt
+  after the wait still fits before the deadline.
 
 The breaker is `botstream.core.breaker.CircuitBreaker` (also pure); the shell (`botstream.streams.integrations.client`)
 does the waiting, sending and logging.
@@ -15,7 +17,6 @@ does the waiting, sending and logging.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 from dataclasses import dataclass
@@ -23,33 +24,25 @@ from typing import Literal
 
 import httpx
 
-__all__ = ["AttemptResult", "Retry", "RetryPolicy", "Stop", "attempt_timeout", "classify_exception",
-           "classify_status", "next_step", "parse_retry_after", "slot_wait_budget", "time_left"]
+from botstream.core.bots import IntegrationConfig
+from botstream.core.retry import RetryPolicy, parse_retry_after
+
+__all__ = ["MIN_ATTEMPT_S", "AttemptResult", "Retry", "Stop", "attempt_timeout", "classify_exception",
+           "classify_status", "integration_policy", "next_step", "slot_wait_budget", "time_left"]
 
 # Transport failures worth another attempt: the request may not have reached the server, or the
 # answer was lost. The other TransportErrors (unsupported protocol, invalid request) repeat identically.
 RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """`retries` retries after the first attempt; backoff ceilings `backoff_s · growth^n` for the n-th
-    retry (0-based): 0.25 s, 1 s, 4 s with the defaults. A Retry-After above `max_retry_after_s` ends
-    the call (waiting that long inside a chat handler helps no one); a retry that would leave less
-    than `min_attempt_s` before the deadline is not made."""
+BACKOFF_GROWTH = 4.0  # backoff ceilings backoff_s, x4, x16: 0.25 s, 1 s, 4 s with the defaults
+MIN_ATTEMPT_S = 0.05  # an attempt that would have less time than this before the deadline is not made
 
-    retries: int = 3
-    backoff_s: float = 0.25
-    growth: float = 4.0
-    max_retry_after_s: float = 30.0
-    min_attempt_s: float = 0.05
 
-    def ceiling(self, retry: int) -> float:
-        return self.backoff_s * self.growth ** retry
-
-    def backoff(self, retry: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, ceiling(retry))."""
-        return rng.random() * self.ceiling(retry)
+def integration_policy(config: IntegrationConfig, retries: int | None = None) -> RetryPolicy:
+    """The retry schedule of one integration (`retries` overrides the configured number for one call)."""
+    return RetryPolicy.exponential(config.retries if retries is None else retries, config.backoff_s,
+                                   BACKOFF_GROWTH, max_wait_s=config.max_retry_after_s)
 
 
 @dataclass(frozen=True)
@@ -63,8 +56,9 @@ class AttemptResult:
     timed_out: bool = False
 
     @property
-    def breaker_failure(self) -> bool:
-        """Only failures of the API count: a 429 is the API working, and a 4xx is about one request."""
+    def api_failure(self) -> bool:
+        """Counts against the breaker (`botstream.core.breaker.counts_as_failure`): only failures of
+        the API do; a 429 is the API working, and a 4xx is about one request."""
         return self.kind == "retryable" and self.status != 429
 
 
@@ -91,26 +85,6 @@ def slot_wait_budget(now: float, deadline: float | None, slot_wait_s: float) -> 
 def attempt_timeout(now: float, deadline: float | None, timeout_s: float) -> float:
     """The hard timeout of an attempt starting now (<= 0: no time is left)."""
     return min(timeout_s, time_left(now, deadline))
-
-
-def parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """Retry-After as seconds from now: delta-seconds (decimals accepted) or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - now_wall
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def classify_status(status: int, retry_after: str | None = None, now_wall: float = 0.0) -> AttemptResult:
@@ -140,13 +114,13 @@ def next_step(policy: RetryPolicy, result: AttemptResult, retries_done: int, now
         return Stop("ok")
     if result.kind == "rejected":
         return Stop("not retryable")
-    if retries_done >= policy.retries:
+    if policy.exhausted(retries_done + 1):
         return Stop("retries exhausted")
-    delay = policy.backoff(retries_done, rng)
+    delay = policy.backoff(retries_done + 1, rng)
     if result.retry_after_s is not None:
-        if result.retry_after_s > policy.max_retry_after_s:
+        if policy.too_long(result.retry_after_s):
             return Stop("retry-after too long")
         delay = max(delay, result.retry_after_s)
-    if time_left(now + delay, deadline) < policy.min_attempt_s:
+    if time_left(now + delay, deadline) < MIN_ATTEMPT_S:
         return Stop("deadline")
     return Retry(delay, retries_done + 1)

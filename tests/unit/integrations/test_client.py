@@ -19,7 +19,7 @@ from botstream.streams.integrations import (
     IntegrationTimeout,
     IntegrationUnavailable,
 )
-from botstream.streams.integrations.policy import Retry, RetryPolicy, classify_status, next_step
+from botstream.streams.integrations.policy import Retry, classify_status, next_step
 from tests.unit.integrations.support import FakeClock, Recorder, integration, sample
 
 
@@ -37,10 +37,10 @@ async def test_retries_follow_the_seeded_full_jitter_schedule_then_fail() -> Non
     llm = integration(upstream, clock, seed=5, bot=bot, retries=3)
     with pytest.raises(IntegrationFailed, match="retries exhausted after 4 attempts") as err:
         await llm.request("POST", "/v1/answer", json={"q": 1})
-    assert err.value.status == 503 and err.value.retriable
+    assert err.value.status == 503
     rng, expected = random.Random(5), []
     for done in range(3):
-        step = next_step(RetryPolicy(), classify_status(503), done, 0.0, None, rng)
+        step = next_step(llm.policy, classify_status(503), done, 0.0, None, rng)
         assert isinstance(step, Retry)
         expected.append(step.delay_s)
     assert clock.sleeps == expected and len(upstream.requests) == 4
@@ -59,7 +59,7 @@ async def test_a_4xx_is_not_retried_and_carries_the_response() -> None:
     with pytest.raises(IntegrationRejected) as err:
         await integration(upstream).request("GET", "/nope")
     assert len(upstream.requests) == 1
-    assert err.value.status == 404 and not err.value.retriable and err.value.response.json()["status"] == 404
+    assert err.value.status == 404 and err.value.response.json()["status"] == 404
 
 
 async def test_429_retry_after_is_waited_out() -> None:

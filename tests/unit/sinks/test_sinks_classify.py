@@ -193,7 +193,12 @@ class TestGeneric:
     def test_429(self) -> None:
         assert generic.classify(resp(429, b"slow down", {"Retry-After": "4"})) == Wait(4.0, "bot")
 
-    def test_retry_after_date_falls_back_to_default(self) -> None:
+    def test_retry_after_date_is_read_against_the_arrival_time(self) -> None:
+        date = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+        arrived = InboundResponse(429, date, b"", received_at=1445412480.0 - 12)
+        assert generic.classify(arrived) == Wait(12.0, "bot")
+
+    def test_retry_after_date_without_an_arrival_time_falls_back_to_default(self) -> None:
         outcome = generic.classify(resp(429, b"", {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))
         assert outcome == Wait(generic.DEFAULT_RETRY_AFTER_S, "bot")
 

@@ -13,11 +13,12 @@ from sinks_factories import make_bot, make_reply
 
 from botstream.core.bots import BotConfig, BotRegistry, Limits
 from botstream.core.breaker import CircuitBreaker
+from botstream.core.retry import RetryPolicy
 from botstream.sinks.budget import Budgets
 from botstream.sinks.delivery import DeadLetter, Duplicate, Park, ReplyDeliverer, Sent, Skipped
 from botstream.sinks.generation import Abandoned, Generation
 from botstream.sinks.ledger import DeliveryLedger
-from botstream.sinks.retry import RetryPolicy
+from botstream.sinks.retry import RetryChain
 from botstream.sinks.sender import HttpSender
 
 T0 = 1_000.0
@@ -35,7 +36,7 @@ class Rig:
         sender = HttpSender(5.0, transport=httpx.MockTransport(self._handle))
         self.deliverer = ReplyDeliverer(
             BotRegistry([self.bot]), sender, Budgets(BotRegistry([self.bot])),
-            RetryPolicy(delays_s=(1.0, 5.0, 30.0), max_attempts=4, jitter=0.0), self.gen,
+            RetryChain(RetryPolicy(delays_s=(1.0, 5.0, 30.0), max_attempts=4, jitter=0.0)), self.gen,
             clock=lambda: self.now, wall=lambda: self.now, rng=random.Random(1), sleep=self._sleep, **kw)
 
     async def _sleep(self, seconds: float, generation: int) -> None:
