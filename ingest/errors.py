@@ -9,6 +9,9 @@
         ├── PayloadTooLarge       413
         └── UnsupportedMediaType  415  JSON required but not sent
 
+`retriable` errors (`botstream.ingest.sink.NotDurable`) are answered with a `Retry-After`: the platform
+should deliver the same webhook again. The others are the sender's fault and repeat identically.
+
 `reason` is a short, fixed, machine string ("signature_mismatch", "timestamp_stale", ...) meant as a
 metric label, so it must stay low-cardinality. Messages are written by this package from fixed text
 and non-secret facts only: never a credential, a signature or an expected value, so an error can be
@@ -24,6 +27,7 @@ from botstream.core.errors import BotstreamError
 
 class IngestError(BotstreamError):
     status: ClassVar[int] = 500
+    retriable: ClassVar[bool] = False
 
     def __init__(self, reason: str, message: str | None = None) -> None:
         self.reason = reason

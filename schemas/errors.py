@@ -16,8 +16,10 @@ Hierarchy::
         ├── UnknownSchemaError        framing is fine but the writer schema is unknown
         └── RegistryUnavailableError  registry unreachable / 5xx; retriable = True
 
-``retriable`` is data on the class (as in aiokafka) so the retry chain reads it instead of
-keeping ``except`` lists.
+``retriable`` is data on the class (as in aiokafka), so a consumer tells the two apart with one
+``except DecodeError``: bytes that will never decode go to quarantine, while a retriable error (the
+registry is down, the bytes are probably fine) is tried again later — ``botstream replay`` stops
+rather than fold the conversations without the event.
 """
 
 from __future__ import annotations

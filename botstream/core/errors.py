@@ -8,14 +8,18 @@
         ├── PortTakenError
         └── BrokerStartError   the broker exited or never became ready
 
-`retriable` tells callers (the retry chain, supervisors) whether trying again can help.
+Each stage adds its own branch under `BotstreamError` (ingest's `IngestError`, the sinks'
+`SinkError`, the integrations' `IntegrationError`); the wire contract's errors live in
+`botstream.schemas.errors`, which imports nothing from here. Where a caller decides something on
+whether trying again can help, the class says so with `retriable` (`schemas.errors.DecodeError`,
+`ingest.sink.NotDurable`).
 """
 
 from __future__ import annotations
 
 
 class BotstreamError(Exception):
-    retriable: bool = False
+    """Root of every exception botstream raises on purpose (the CLI prints these without a traceback)."""
 
 
 class ConfigError(BotstreamError):
@@ -31,7 +35,7 @@ class JavaMissingError(LauncherError):
 
 
 class JarResolveError(LauncherError):
-    retriable = True
+    pass
 
 
 class PortTakenError(LauncherError):

@@ -9,8 +9,8 @@
         └── IntegrationRejected     a 4xx other than 429: the request itself is wrong
 
 Handlers usually catch `IntegrationError` and answer with their own fallback text; one they do not
-catch becomes a recorded HandlerFailed and the bot's fallback reply. `retriable` says whether the
-same call could succeed later (everything but a rejection); `outcome` is the metric label.
+catch becomes a recorded HandlerFailed and the bot's fallback reply. Every one but a rejection could
+succeed if called again later; `outcome` is the metric label.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ __all__ = ["IntegrationBusy", "IntegrationError", "IntegrationFailed", "Integrat
 
 
 class IntegrationError(BotstreamError):
-    retriable = True
     outcome = "error"
 
     def __init__(self, integration: str, message: str) -> None:
@@ -57,7 +56,6 @@ class IntegrationFailed(IntegrationError):
 
 
 class IntegrationRejected(IntegrationError):
-    retriable = False
     outcome = "rejected"
 
     def __init__(self, integration: str, message: str, status: int, response: Any = None) -> None:
