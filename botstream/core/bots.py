@@ -35,8 +35,10 @@ the file, line, bot and key named — a bot that cannot verify its webhooks must
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -46,7 +48,12 @@ from typing import Any
 from botstream.core.errors import ConfigError
 from botstream.core.secret import Secret, resolve_secret
 
+log = logging.getLogger(__name__)
+
 PLATFORMS = ("telegram", "slack", "discord", "whatsapp", "generic")
+# The stage packages were top-level packages before they moved under `botstream`; a bots file may
+# still name a handler by its old path ("streams.examples.echo").
+OLD_TOP_LEVEL_PACKAGES = ("schemas", "ingest", "streams", "sinks", "sandbox")
 
 # Per platform: credential key -> is it a secret. All are required unless listed in OPTIONAL.
 CREDENTIALS: dict[str, dict[str, bool]] = {
@@ -288,6 +295,8 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
     handler = raw.get("handler")
     if handler is not None and (not isinstance(handler, str) or not handler):
         raise fail("handler", "must be an import path such as 'botstream.streams.examples.echo'")
+    if handler is not None:
+        handler = current_handler_path(handler, f"{where}:{line_of('handler')}: {label}")
     coalesce = raw.get("coalesce", True)
     if not isinstance(coalesce, bool):
         raise fail("coalesce", "must be true or false")
@@ -296,6 +305,21 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
         handler=handler, limits=Limits(**{k: float(v) for k, v in limits_raw.items()}), coalesce=coalesce,
         api_version=str(raw.get("api_version", "v21.0")), fallback_text=raw.get("fallback_text"),
     )
+
+
+def current_handler_path(handler: str, where: str = "") -> str:
+    """`handler` with an old top-level stage package ("streams.examples.echo") mapped to its place
+    under `botstream` ("botstream.streams.examples.echo"), with a DeprecationWarning and a log
+    warning naming `where`; any other path is returned as it is."""
+    top = handler.split(".", 1)[0]
+    if top not in OLD_TOP_LEVEL_PACKAGES:
+        return handler
+    new = f"botstream.{handler}"
+    message = (f"{where + ': ' if where else ''}handler {handler!r} uses the old top-level package {top!r}; "
+               f"write {new!r} (the old path will stop working)")
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    log.warning(message)
+    return new
 
 
 TableLine = Callable[[tuple[str, ...], str | None], int]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,43 @@ def test_the_faust_workers_can_read_ingests_lz4_records() -> None:
     from aiokafka.codec import has_lz4
 
     assert has_lz4(), "aiokafka needs cramjam to decompress lz4 (ingest compresses with it)"
+
+
+OLD_HANDLER = """
+[[bots]]
+id = "echo"
+platform = "telegram"
+secret_token = "tg-secret"
+token = "123:ABC"
+handler = "{handler}"
+"""
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("streams.examples.echo", "botstream.streams.examples.echo"),
+    ("streams.examples.faq", "botstream.streams.examples.faq"),
+    ("sinks", "botstream.sinks"),
+])
+def test_an_old_top_level_handler_path_still_works_with_a_deprecation_warning(
+        old: str, new: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="botstream.core.bots"), \
+            pytest.warns(DeprecationWarning, match=rf"<bots>:7: bot 'echo': handler '{old}'.*'{new}'"):
+        bots = parse_bots(OLD_HANDLER.format(handler=old))
+    assert bots["echo"].handler == new
+    assert any(f"write '{new}'" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("handler", ["botstream.streams.examples.echo", "mybots.support", "streamsx.bot"])
+def test_current_and_third_party_handler_paths_are_kept_without_a_warning(handler: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_bots(OLD_HANDLER.format(handler=handler))["echo"].handler == handler
+
+
+def test_an_old_handler_path_loads_the_bot_it_names() -> None:
+    from botstream.streams.handlers import load_bot
+
+    with pytest.warns(DeprecationWarning):
+        bots = parse_bots(OLD_HANDLER.format(handler="streams.examples.echo"))
+    assert bots["echo"].handler is not None
+    assert load_bot(bots["echo"].handler) is load_bot("botstream.streams.examples.echo")
