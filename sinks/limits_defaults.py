@@ -1,4 +1,4 @@
-"""Each platform's send limits (PLATFORMS.md), and a bot's limits after its overrides.
+"""Each platform's send limits (docs/platforms.md), and a bot's limits after its overrides.
 
 Chosen values, and why:
 

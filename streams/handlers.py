@@ -20,9 +20,12 @@ async def pressed(ctx): ...
 async def fallback(ctx):
     ctx.reply(f"echo: {ctx.text}")
 
-@bot.every(seconds=3600)            # or @bot.cron("0 9 * * *"); runs on one worker only
+@bot.every(seconds=3600)            # or @bot.cron("0 9 * * *")
 async def digest(job): ...
 ```
+
+Scheduled jobs run on every streams worker, each over the chats of the partitions it holds: together
+the workers reach every chat once, and a chat's job runs where its updates are handled.
 
 A handler receives a `Context` and acts through it: `reply()`, `state` (the bot's own dict for this
 chat, saved when the handler returns), `handoff()`, and `integrations` (the bot's declared external

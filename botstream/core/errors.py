@@ -1,4 +1,4 @@
-"""The spine's exceptions, under one root.
+"""botstream's exceptions: one root, and the core's own errors under it.
 
     BotstreamError
     ├── ConfigError            settings or bots file is wrong (names the key / bot / line)
