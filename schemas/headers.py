@@ -6,12 +6,12 @@ authoritative. Names are lower-case ASCII.
 
 from __future__ import annotations
 
-__all__ = ["CORRELATION_ID", "PLATFORM", "SOURCE_OFFSET", "TRACEPARENT"]
+__all__ = ["CORRELATION_ID", "PLATFORM", "SOURCE", "TRACEPARENT"]
 
 CORRELATION_ID = "correlation-id"  # the request that caused the record (ingest's X-Request-Id)
 TRACEPARENT = "traceparent"        # W3C trace context, so every stage's span joins one trace
 PLATFORM = "platform"              # telegram | slack | discord | whatsapp | generic (on updates)
-SOURCE_OFFSET = "botstream-source-offset"  # on changelog records: the input offset they belong to
+SOURCE = "botstream-source"  # on changelog records: "<input topic>@<offset>" of the write they carry
 
 # The retry chain (replies.retry.<n>) and the dead-letter topic (replies.dlq): written by the sinks,
 # read by the sinks, `botstream dlq` and operators' tools (`botstream topics tail --json`).

@@ -107,7 +107,6 @@ def specs(settings: CatalogSettings) -> list[TopicSpec]:
 SINKS_LEDGER_KEEP_MS = 8 * DAY_MS  # copies of a reply can arrive while the replies topics keep it (7 d)
 TABLES: dict[tuple[str, str], tuple[str, str]] = {
     ("streams", "dedupe"): ("compact,delete", "platform update ids seen within the dedupe window"),
-    ("streams", "dedupe-index"): ("compact,delete", "the dedupe keys in time order, for explicit expiry"),
     ("streams", "conversations"): ("compact", "chat key -> conversation state (the fold of messages)"),
     ("sinks", "ledger"): ("compact,delete", "reply id -> delivered / dead-lettered (once per reply)"),
     ("sinks", "chats"): ("compact", "chat key -> the reply it waits for in the retry chain"),
@@ -119,7 +118,7 @@ def changelog_configs(settings: CatalogSettings, app: str, table: str) -> dict[s
     """`extra_topic_configs` of a table (the workers pass these, `topics apply` creates them)."""
     cleanup, _ = TABLES[(app, table)]
     configs = {"cleanup.policy": cleanup}
-    if app == "streams" and table.startswith("dedupe"):
+    if (app, table) == ("streams", "dedupe"):
         configs["retention.ms"] = str(settings.dedupe_window_s * 1000 + DAY_MS)  # never resurrect expired keys
     elif (app, table) == ("sinks", "ledger"):
         configs["retention.ms"] = str(SINKS_LEDGER_KEEP_MS + DAY_MS)

@@ -44,6 +44,19 @@ def payload_body(event: dict[str, Any]) -> dict[str, Any]:
 
 def apply(state: ConversationState | None, event: dict[str, Any]) -> ConversationState:
     s: ConversationState = dict(state) if state is not None else initial_state(event["chat_key"])  # type: ignore[assignment]
+    _apply_in_place(s, event)
+    return s
+
+
+def apply_all(state: ConversationState, events: Iterable[dict[str, Any]]) -> ConversationState:
+    """`apply` of several events, copying the state once."""
+    s: ConversationState = dict(state)  # type: ignore[assignment]
+    for event in events:
+        _apply_in_place(s, event)
+    return s
+
+
+def _apply_in_place(s: ConversationState, event: dict[str, Any]) -> None:
     kind = payload_type(event)
     body = payload_body(event)
     at = int(event["at_ms"])
@@ -66,7 +79,6 @@ def apply(state: ConversationState | None, event: dict[str, Any]) -> Conversatio
     elif kind == "HandoffReleased":
         s["handoff"] = False
     s["last_event_id"] = event["event_id"]
-    return s
 
 
 def fold(events: Iterable[dict[str, Any]]) -> dict[str, ConversationState]:

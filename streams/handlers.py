@@ -119,11 +119,17 @@ class Context:
 
 @dataclass
 class JobContext:
-    """What a scheduled job sees: the bot's config and a way to reach chats it knows of."""
+    """What a scheduled job sees: the bot's config, its integrations, and the chats it may reach.
+
+    `chats()` lists the bot's chats in the partitions this worker holds (every worker runs the job
+    for its own chats); `chats(lambda state: state.get("digest"))` keeps those whose bot state (what
+    handlers keep in `ctx.state`) the predicate is true for.
+    """
 
     bot: BotConfig | None
-    chats: Callable[[], list[str]]
+    chats: Callable[..., list[str]]
     sends: list[tuple[str, str]] = field(default_factory=list)
+    integrations: dict[str, Any] = field(default_factory=dict)
 
     def send(self, chat_key: str, text: str) -> None:
         self.sends.append((chat_key, text))

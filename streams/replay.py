@@ -100,7 +100,7 @@ def replay(settings: Settings, bootstrap: str, start: str = "beginning", *, writ
 
 def release_handoff(settings: Settings, bootstrap: str, chat_key: str, *, by: str | None = None) -> None:
     """Give a chat back to the bot: a control update on `updates`, handled in the chat's order."""
-    from botstream.streams.app import control_update
+    from botstream.streams.control import control_update
 
     platform, bot_id, chat_id = parse_chat_key(chat_key)
     update = control_update(platform, bot_id, chat_id, "handoff_release", tag=uuid.uuid4().hex, by=by)

@@ -21,7 +21,6 @@ read began (replay, DLQ tools, changelog restore).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,6 +29,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from botstream.core.errors import ConfigError
+from botstream.core.processes import pid_alive
 from botstream.core.settings import Settings
 
 __all__ = [
@@ -57,7 +57,7 @@ def embedded_bootstrap(settings: Settings) -> str | None:
     except (OSError, ValueError):
         return None
     pids = [int(p) for p in state.get("pids", [])]
-    if not pids or not all(_alive(p) for p in pids):
+    if not pids or not all(pid_alive(p) for p in pids):
         return None
     bootstrap = state.get("bootstrap")
     return str(bootstrap) if bootstrap else None
@@ -181,20 +181,6 @@ def error_to_exception(error: KafkaError) -> Exception:
     from confluent_kafka import KafkaException
 
     return KafkaException(error)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie still answers kill(0)
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def topic_partitions(client: Any, topic: str, *, timeout_s: float = 15.0) -> list[int]:

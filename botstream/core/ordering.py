@@ -50,6 +50,10 @@ class OffsetTracker(Generic[T]):
         self.in_flight -= len(ready)
         return ready
 
+    def lanes(self) -> list[Hashable]:
+        """The partitions with events taken and not yet released."""
+        return list(self._lanes)
+
     def pending(self, partition: Hashable) -> int:
         lane = self._lanes.get(partition)
         return len(lane.pending) if lane else 0

@@ -83,5 +83,5 @@ async def unknown(ctx: Context) -> None:
 
 @bot.cron("0 9 * * *")
 async def daily_digest(job: JobContext) -> None:
-    for chat_key in job.chats():
+    for chat_key in job.chats(lambda state: state.get("digest")):
         job.send(chat_key, "Your daily digest: nothing new — all systems green.")

@@ -17,6 +17,7 @@ from botstream.streams.integrations import IntegrationPool
 from botstream.streams.processor import UpdateProcessor
 from tests.pipeline import make_update
 from tests.unit.integrations.support import config
+from tests.unit.streams.harness import ProcessorHarness
 
 SEEN: dict[str, Any] = {}
 
@@ -44,18 +45,18 @@ def raw_bot() -> Bot:
     return bot
 
 
-def build(upstream: Any, timeout: float = 1.0) -> tuple[UpdateProcessor, list[tuple[str, dict[str, Any]]], IntegrationPool]:
+def build(upstream: Any, timeout: float = 1.0) -> tuple[ProcessorHarness, list[tuple[str, dict[str, Any]]], IntegrationPool]:
     out: list[tuple[str, dict[str, Any]]] = []
 
-    async def emit(stream: str, key: str, record: dict[str, Any], headers: dict[str, bytes]) -> None:
+    def emit(stream: str, key: str, record: Any, headers: list[tuple[str, bytes]]) -> None:
         out.append((stream, record))
 
     bots = registry()
     pool = IntegrationPool(bots.values(), transport=httpx.MockTransport(upstream))
     handlers = {"faq": load_bot("botstream.streams.examples.faq"), "raw": raw_bot(), "plain": load_bot("botstream.streams.examples.faq")}
-    proc = UpdateProcessor(bots, handlers, dedupe={}, dedupe_index={}, conversations={}, emit=emit,
-                           dedupe_window_s=3600, handler_timeout_s=timeout, integrations=pool)
-    return proc, out, pool
+    proc = UpdateProcessor(bots, handlers, emit=emit, dedupe_window_s=3600, handler_timeout_s=timeout,
+                           integrations=pool)
+    return ProcessorHarness(proc), out, pool
 
 
 def texts(out: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -11,8 +11,9 @@ from botstream.core.bots import BotConfig, BotRegistry
 from botstream.core.secret import Secret
 from botstream.streams.conversation import fold
 from botstream.streams.handlers import Bot, Context, load_bot
-from botstream.streams.processor import UpdateProcessor, reply_id
+from botstream.streams.processor import DEDUPE, DEDUPE_INDEX, UpdateProcessor, reply_id
 from tests.pipeline import make_update
+from tests.unit.streams.harness import ProcessorHarness
 
 
 class Clock:
@@ -32,17 +33,17 @@ def registry() -> BotRegistry:
     ])
 
 
-def build(handlers: dict[str, Bot] | None = None, timeout: float = 1.0) -> tuple[UpdateProcessor, list[Any], Clock]:
+def build(handlers: dict[str, Bot] | None = None, timeout: float = 1.0) -> tuple[ProcessorHarness, list[Any], Clock]:
     out: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def emit(stream: str, key: str, record: dict[str, Any], headers: dict[str, bytes]) -> None:
+    def emit(stream: str, key: str, record: Any, headers: list[tuple[str, bytes]]) -> None:
         out.append((stream, key, record))
 
     clock = Clock()
     handlers = handlers or {"echo": load_bot("botstream.streams.examples.echo"), "faq": load_bot("botstream.streams.examples.faq")}
-    proc = UpdateProcessor(registry(), handlers, dedupe={}, dedupe_index={}, conversations={}, emit=emit,
-                           dedupe_window_s=3600, handler_timeout_s=timeout, clock=clock)
-    return proc, out, clock
+    proc = UpdateProcessor(registry(), handlers, emit=emit, dedupe_window_s=3600, handler_timeout_s=timeout,
+                           clock=clock)
+    return ProcessorHarness(proc), out, clock
 
 
 def replies(out: list[Any]) -> list[dict[str, Any]]:
@@ -103,12 +104,12 @@ async def test_state_changes_and_handoff_then_release_fold_like_the_table() -> N
     o = await proc.process(make_update("9", "still there?", bot_id="faq"), 0, 3)
     assert o.verdict == "handoff"
     assert [s for s, _, _ in out].count("handoff") == 1
-    live = proc.conversations[b"telegram:faq:9"]
+    live = proc.conversation("telegram:faq:9")
     assert live["handoff"] is True and live["bot_state"] == {"started": True} and live["turns"] == 3
     rebuilt = fold(r for s, _, r in out if s == "messages")
     assert rebuilt["telegram:faq:9"] == live
     proc.record_external({"event_id": "x", "chat_key": "telegram:faq:9", "at_ms": 1,
-                          "payload": {"type": "HandoffReleased", "by": "ops"}})
+                          "payload": {"type": "HandoffReleased", "by": "ops"}}, proc.view(4))
     assert (await proc.process(make_update("9", "price?", bot_id="faq"), 0, 4)).verdict == "handled"
     assert replies(out)[-1]["text"] == "botstream is free and open source."
 
@@ -119,8 +120,10 @@ async def test_expired_keys_are_deleted_oldest_first() -> None:
         await proc.process(make_update("1", f"m{i}"), 0, i)
         clock.t += 1000
     clock.t += 3600 - 2500  # the first three are now older than the window
-    assert proc.sweep_expired(sorted(proc.dedupe_index)) == 3
-    assert len(proc.dedupe) == 2 and len(proc.dedupe_index) == 2
+    proc.checkpoint(5)  # the sweep reads the index from the database
+    assert proc.sweep_expired(proc.table(DEDUPE_INDEX), proc.view(5)) == 3
+    proc.checkpoint(6)
+    assert len(proc.table(DEDUPE)) == 2 and len(proc.table(DEDUPE_INDEX)) == 2
 
 
 @pytest.mark.parametrize("text, expected", [("/start@MyBot x", "start"), ("hello", None), ("/", None)])

@@ -1,0 +1,359 @@
+"""The per-record path of a stateful worker, around Faust: batches in, chats in order, one checkpoint
+per interval.
+
+Faust consumes (group membership, assignment, fetching) and hands each agent its events; the rest is
+here, and none of it costs a Kafka round trip per record:
+
+    channel batch ─▶ OffsetTracker.started ─▶ ChatRunner (eager; a task only for a chat that waits)
+                                                  └─ step(event, state view) ─▶ OutputProducer.produce
+    every `checkpoint_interval_s`:
+        done prefix per input partition ─▶ PartitionStore.prepare (one changelog record per dirty key)
+        ─▶ flush outputs + changelog (acks=all; a failure crashes the worker, nothing is committed)
+        ─▶ ack the events ─▶ commit their offsets ─▶ PartitionStore.persist (one WriteBatch)
+
+Rules it keeps:
+- **chat order**: one chat's events run one after another, whatever input topic they came from;
+- **ordered acknowledgement**: an offset is committed only when every earlier event of its
+  partition is done (`OffsetTracker`), with chats running concurrently;
+- **never commit what is not durable**: outputs and changelog records are acknowledged by the
+  broker before the offsets that caused them are committed;
+- **state before its input**: a partition's events wait until its state is restored
+  (`botstream.core.state.restore`, bulk, in a thread), other partitions go on;
+- **rebalances**: as one starts, no new event is started; when partitions are revoked the worker
+  lets running steps finish (bounded), checkpoints, and closes the revoked partitions' stores.
+  Unfinished events are given back unacknowledged: their next owner processes them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from confluent_kafka import Consumer
+from faust.types import TP
+
+from botstream.core.chats import ChatRunner
+from botstream.core.faust_app import WorkerApp, channel_batches
+from botstream.core.ordering import OffsetTracker
+from botstream.core.producer import DeliveryFailed, OutputProducer
+from botstream.core.state.restore import Derive, committed_offsets, restore_partition
+from botstream.core.state.store import PartitionStore, StoreOptions, TableSpec
+from botstream.schemas.headers import SOURCE
+
+__all__ = ["RuntimeOptions", "StateView", "StatefulRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+class StateView:
+    """The tables as the event at (`topic`, `offset`) sees them; its writes are tagged with that position."""
+
+    __slots__ = ("_store", "_topic", "_offset")
+
+    def __init__(self, store: PartitionStore, topic: str, offset: int) -> None:
+        self._store = store
+        self._topic = topic
+        self._offset = offset
+
+    def get(self, table: str, key: bytes, default: Any = None) -> Any:
+        return self._store.get(table, key, default)
+
+    def put(self, table: str, key: bytes, value: Any) -> None:
+        self._store.put(table, key, value, self._topic, self._offset)
+
+    def delete(self, table: str, key: bytes) -> None:
+        self._store.delete(table, key, self._topic, self._offset)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    checkpoint_interval_s: float = 0.1
+    max_batch: int = 2000
+    max_in_flight: int = 20_000
+    max_busy_chats: int = 64
+    drain_timeout_s: float = 10.0
+    flush_timeout_s: float = 30.0
+
+
+@dataclass
+class _Partition:
+    store: PartitionStore
+    ready: asyncio.Future[None]
+    stop: threading.Event = field(default_factory=threading.Event)
+    restore: asyncio.Task[None] | None = None
+
+
+Step = Callable[[Any, StateView | None], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class StatefulRuntime:
+    """One worker's intake, chat runner, state stores and checkpoints (see the module docstring).
+
+    `step(event, view)` is the stage's work for one event; `view` is None for an input that has no
+    state (`stateful_topics` says which topics have). `chat_of(event)` names the event's chat.
+    """
+
+    app: WorkerApp
+    name: str
+    step: Step
+    chat_of: Callable[[Any], str]
+    tables: Sequence[TableSpec]
+    state_dir: Path
+    outputs: OutputProducer
+    changelog: OutputProducer
+    restore_consumer: Callable[[], Consumer]
+    stateful_topics: Sequence[str]
+    options: RuntimeOptions = field(default_factory=RuntimeOptions)
+    store_options: StoreOptions = field(default_factory=StoreOptions)
+    derive: Derive | None = None
+    on_checkpoint: Callable[[float], None] | None = None
+    on_restored: Callable[[int, float], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.positions: OffsetTracker[Any] = OffsetTracker()
+        self.runner: ChatRunner[Any] = ChatRunner(self._run, self._done, max_busy=self.options.max_busy_chats)
+        self.partitions: dict[int, _Partition] = {}
+        self._ready_to_ack: dict[tuple[str, int], list[Any]] = {}
+        self._uncommitted: set[tuple[str, int]] = set()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._paused = False
+        self._lock = asyncio.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._closing: dict[int, asyncio.Task[None]] = {}
+        self._stopped = False
+        self.app.rebalance_start_callbacks.append(self._on_rebalance_start)
+        # faust calls these as (sender, *args, signal=..., **kwargs)
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+
+    @property
+    def in_flight(self) -> int:
+        return self.positions.in_flight
+
+    # -- intake (the agents' bodies) -----------------------------------------------------------------------
+    async def consume(self, stream: Any) -> None:
+        """An agent's body: take what arrived, start it, go on; wait when too much is unfinished."""
+        if self._checkpointer is None:
+            self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_loop(),
+                                                                      name=f"{self.name}-checkpoints")
+        max_in_flight = self.options.max_in_flight
+        async for batch in channel_batches(stream, self.options.max_batch):
+            for event in batch:
+                self._submit(event)
+            self.outputs.poll()
+            if self.positions.in_flight >= max_in_flight:
+                self._room.clear()
+                await self._room.wait()
+            await self.runner.wait_for_room()
+
+    def _submit(self, event: Any) -> None:
+        msg = event.message
+        if self._paused or msg.partition not in self.partitions:
+            self._forget(event)  # between a rebalance's start and its assignment: not ours to start
+            return
+        self.positions.started((msg.topic, msg.partition), msg.offset, event)
+        self.runner.submit(self.chat_of(event), event)
+
+    async def _run(self, event: Any) -> None:
+        msg = event.message
+        part = self.partitions.get(msg.partition)
+        if part is None:
+            return  # revoked meanwhile: given back
+        if not part.ready.done():
+            await part.ready
+        view = StateView(part.store, msg.topic, msg.offset) if msg.topic in self.stateful_topics else None
+        await self.step(event, view)
+
+    def _done(self, event: Any) -> None:
+        msg = event.message
+        tp = (msg.topic, msg.partition)
+        ready = self.positions.complete(tp, msg.offset)
+        if ready:
+            pending = self._ready_to_ack.get(tp)
+            if pending is None:
+                self._ready_to_ack[tp] = ready
+            else:
+                pending.extend(ready)
+            if not self._room.is_set() and self.positions.in_flight < self.options.max_in_flight:
+                self._room.set()
+
+    def _forget(self, event: Any) -> None:
+        """Let go of an event without acknowledging it: its offset is not committed, so the partition's
+        next owner reads it again."""
+        self.app.consumer.unacked.discard(event.message)
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    async def _checkpoint_loop(self) -> None:
+        interval = self.options.checkpoint_interval_s
+        while not self._stopped:
+            await asyncio.sleep(interval)
+            try:
+                await self.checkpoint()
+            except DeliveryFailed as exc:
+                log.error("output not acknowledged by the broker; stopping the worker: %s", exc)
+                self._stopped = True
+                await self.app.crash(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - a checkpoint that cannot be made must stop the worker
+                log.exception("checkpoint failed; stopping the worker")
+                self._stopped = True
+                await self.app.crash(exc)
+                return
+
+    async def checkpoint(self) -> bool:
+        """Make everything done so far durable and committed. True when offsets were committed."""
+        async with self._lock:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> bool:
+        started = time.perf_counter()
+        ready, self._ready_to_ack = self._ready_to_ack, {}
+        by_partition: dict[int, dict[str, int]] = {}
+        for (topic, partition), events in ready.items():
+            by_partition.setdefault(partition, {})[topic] = events[-1].message.offset + 1
+        changelog = self.changelog
+        for partition, committable in by_partition.items():
+            part = self.partitions.get(partition)
+            if part is None:
+                continue
+            for write in part.store.prepare(committable):
+                changelog.produce(write.topic, write.value, write.key, headers=[(SOURCE, write.source)],
+                                  partition=partition)
+        if not ready and not self._uncommitted:
+            return False
+        await asyncio.to_thread(self._flush)
+        for events in ready.values():
+            for event in events:
+                event.ack()
+        self._uncommitted.update(ready)
+        committed = await self.app.consumer.commit({TP(t, p) for t, p in self._uncommitted})
+        if committed:
+            partitions = {p for _, p in self._uncommitted}
+            self._uncommitted.clear()
+            for partition in partitions:
+                part = self.partitions.get(partition)
+                if part is not None:
+                    part.store.persist(self._changelog_positions(partition))
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(time.perf_counter() - started)
+        return bool(committed)
+
+    def _flush(self) -> None:
+        timeout = self.options.flush_timeout_s
+        self.outputs.flush(timeout)
+        self.changelog.flush(timeout)
+
+    def _changelog_positions(self, partition: int) -> dict[str, int]:
+        positions = self.changelog.next_offsets
+        out = {}
+        for table in self.tables:
+            if table.changelog is not None:
+                offset = positions.get((table.changelog, partition))
+                if offset is not None:
+                    out[table.changelog] = offset
+        return out
+
+    # -- partitions ----------------------------------------------------------------------------------------
+    def _on_rebalance_start(self) -> None:
+        self._paused = True
+
+    async def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        loop = asyncio.get_running_loop()
+        for partition in sorted({tp.partition for tp in assigned}):
+            if partition in self.partitions:
+                continue
+            closing = self._closing.pop(partition, None)
+            if closing is not None:  # a restore of its previous ownership still holds the database
+                await asyncio.gather(closing, return_exceptions=True)
+            store = PartitionStore(self.state_dir / f"p{partition}", partition, self.tables, self.store_options)
+            part = _Partition(store, loop.create_future())
+            self.partitions[partition] = part
+            part.restore = loop.create_task(self._restore(partition, part), name=f"{self.name}-restore-{partition}")
+        self._paused = False
+
+    async def _restore(self, partition: int, part: _Partition) -> None:
+        try:
+            started = time.perf_counter()
+            report = await asyncio.to_thread(self._restore_blocking, partition, part)
+            if part.stop.is_set():  # revoked while restoring: the store is ours to close
+                part.store.close()
+                return
+            if report is not None:
+                log.info("partition %d restored: %d changelog records read, %d applied, %d skipped (past the "
+                         "committed offset) in %.2fs", partition, report.read, report.applied, report.skipped,
+                         report.seconds, extra={"partition": partition})
+            if self.on_restored is not None:
+                self.on_restored(partition, time.perf_counter() - started)
+            if not part.ready.done():
+                part.ready.set_result(None)
+        except Exception as exc:  # noqa: BLE001 - without its state a partition cannot be processed
+            log.exception("restoring partition %d failed; stopping the worker", partition)
+            if not part.ready.done():
+                part.ready.set_exception(exc)
+            await self.app.crash(exc)
+
+    def _restore_blocking(self, partition: int, part: _Partition) -> Any:
+        if not any(t.changelog for t in self.tables):
+            return None
+        consumer = self.restore_consumer()
+        try:
+            committed = committed_offsets(consumer, self.stateful_topics, partition)
+            return restore_partition(part.store, consumer, committed, derive=self.derive, stop=part.stop)
+        finally:
+            consumer.close()
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        await self._settle(timeout=self.options.drain_timeout_s)
+        for partition in {tp.partition for tp in revoked}:
+            self._close(partition)
+
+    async def _settle(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Let running steps finish (bounded), checkpoint, and give back what did not finish."""
+        if not await self.runner.drain(timeout):
+            log.warning("%s: steps still running after %.0fs; giving their events back", self.name, timeout)
+            await self.runner.cancel_all()
+        try:
+            await self.checkpoint()
+        except DeliveryFailed as exc:
+            log.error("output not acknowledged at a rebalance; stopping the worker: %s", exc)
+            await self.app.crash(exc)
+
+    def _close(self, partition: int) -> None:
+        part = self.partitions.pop(partition, None)
+        for topic in {t for t, p in list(self._ready_to_ack) if p == partition}:
+            self._ready_to_ack.pop((topic, partition), None)
+        for key in list(self._lanes_of(partition)):
+            for event in self.positions.forget(key):
+                self._forget(event)
+        if part is None:
+            return
+        if not part.ready.done():
+            part.ready.cancel()
+        if part.restore is not None and not part.restore.done():
+            part.stop.set()  # the restore thread stops at its next batch and closes the store
+            self._closing[partition] = part.restore
+            return
+        part.store.close()
+
+    def _lanes_of(self, partition: int) -> Iterable[Hashable]:
+        return [key for key in self.positions.lanes() if cast(tuple[str, int], key)[1] == partition]
+
+    async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+        self._stopped = True
+        await self._settle(timeout=self.options.drain_timeout_s)
+        for partition in list(self.partitions):
+            self._close(partition)
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+
+    def owned(self) -> Mapping[int, _Partition]:
+        return self.partitions
