@@ -234,6 +234,11 @@ class QuarantineRecord(TypedDict):
 CHAT_KEY_SEPARATOR = ":"
 
 
+# The `platform_meta` entries of an Update that its replies carry on (what a sink needs to answer
+# in the same conversation: Discord's interaction follow-up token, ...). Everything else stays behind.
+REPLY_META_KEYS: frozenset[str] = frozenset({"interaction_token", "application_id"})
+
+
 class ChatKey(NamedTuple):
     platform: str
     bot_id: str

@@ -27,7 +27,7 @@ from botstream.core.bots import BotConfig, BotRegistry
 from botstream.core.eager import start_task_eagerly
 from botstream.schemas.binary_compiler import UNION_TAG
 from botstream.schemas.headers import CORRELATION_ID
-from botstream.schemas.records import chat_key, parse_chat_key
+from botstream.schemas.records import REPLY_META_KEYS, chat_key, parse_chat_key
 from botstream.streams import metrics
 from botstream.streams.conversation import ConversationState, apply_all, initial_state
 from botstream.streams.dedupe import (
@@ -274,7 +274,7 @@ class UpdateProcessor:
         now = self.now_ms() if now is None else now
         meta = update.get("platform_meta") or {}
         if meta:
-            meta = {k: v for k, v in meta.items() if k in ("interaction_token", "application_id")}
+            meta = {k: v for k, v in meta.items() if k in REPLY_META_KEYS}
         kind = planned.kind
         if kind == "text" and "interaction_token" in meta:
             kind = "followup"
