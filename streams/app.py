@@ -22,7 +22,7 @@ from confluent_kafka import Consumer
 
 from botstream.core.bots import BotRegistry
 from botstream.core.codec import codec_for
-from botstream.core.faust_app import add_metrics_page, worker_app
+from botstream.core.faust_app import add_metrics_page, add_readiness_page, worker_app
 from botstream.core.kafka import consumer_config, header_map, producer_config
 from botstream.core.partitioning import partition_for
 from botstream.core.producer import OutputProducer
@@ -106,6 +106,7 @@ class StreamsWorker:
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         add_metrics_page(app)
+        add_readiness_page(app, self.runtime.ready)
         self._register_jobs()
 
     # -- one event ----------------------------------------------------------------------------------

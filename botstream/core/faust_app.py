@@ -34,7 +34,7 @@ from botstream.core.eager import run_eagerly
 from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 
-__all__ = ["WorkerApp", "add_metrics_page", "channel_batches", "faust_app", "rocksdb_options", "run_faust_worker",
+__all__ = ["WorkerApp", "add_metrics_page", "add_readiness_page", "channel_batches", "faust_app", "rocksdb_options", "run_faust_worker",
            "worker_app"]
 
 YIELD_EVERY = 100  # messages handed on before the drain loop lets other tasks run
@@ -195,6 +195,17 @@ async def metrics_page(view: Any, request: Any) -> Any:
 
 def add_metrics_page(app: faust.App) -> None:
     app.page("/metrics")(metrics_page)
+
+
+def add_readiness_page(app: faust.App, ready: Callable[[], bool]) -> None:
+    """`GET /ready`: 200 once the worker holds partitions and their state is restored, else 503
+    (what a load balancer or Kubernetes readiness probe asks before counting the worker in)."""
+
+    async def readiness(view: Any, request: Any) -> Any:
+        ok = ready()
+        return view.json({"ready": ok}, status=200 if ok else 503)
+
+    app.page("/ready")(readiness)
 
 
 def run_faust_worker(service: str, settings: Settings, build: Any) -> int:

@@ -81,12 +81,14 @@ class OutputProducer:
         if remaining:
             raise DeliveryFailed(f"{remaining} record(s) not acknowledged within {timeout_s:g}s")
 
-    def purge_and_close(self) -> None:
-        """Drop what was not sent (after a failure, the input is redone anyway) and release the client."""
-        try:
-            self._producer.purge()
-        finally:
-            self._producer.flush(0)
+    def close(self, timeout_s: float = 5.0, *, purge: bool = False) -> None:
+        """Release the client: send what is queued (within `timeout_s`), or drop it (`purge`: after a
+        failure or a crash test, when the input is redone anyway). The object is unusable afterwards."""
+        producer = self._producer
+        if purge:
+            producer.purge()
+        producer.flush(0 if purge else timeout_s)
+        del self._producer
 
     # -- librdkafka callbacks (served by poll / flush, on the calling thread) --------------------------
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:

@@ -42,9 +42,9 @@ from botstream.core.chats import ChatRunner
 from botstream.core.faust_app import WorkerApp, channel_batches
 from botstream.core.ordering import OffsetTracker
 from botstream.core.producer import DeliveryFailed, OutputProducer
+from botstream.core.state.checkpoint import Checkpointer
 from botstream.core.state.restore import Derive, committed_offsets, restore_partition
 from botstream.core.state.store import PartitionStore, StoreOptions, TableSpec
-from botstream.schemas.headers import SOURCE
 
 __all__ = ["RuntimeOptions", "StateView", "StatefulRuntime"]
 
@@ -126,6 +126,9 @@ class StatefulRuntime:
         self._room.set()
         self._paused = False
         self._lock = asyncio.Lock()
+        self.checkpointer = Checkpointer(
+            outputs=self.outputs, changelog=self.changelog, flush_timeout_s=self.options.flush_timeout_s,
+            changelog_topics=lambda: [t.changelog for t in self.tables if t.changelog is not None])
         self._checkpointer: asyncio.Task[None] | None = None
         self._closing: dict[int, asyncio.Task[None]] = {}
         self._stopped = False
@@ -138,6 +141,12 @@ class StatefulRuntime:
     @property
     def in_flight(self) -> int:
         return self.positions.in_flight
+
+    def ready(self) -> bool:
+        """Every assigned partition's state is restored and no rebalance is under way (readiness)."""
+        return bool(self.partitions) and not self._paused and all(
+            p.ready.done() and not p.ready.cancelled() and p.ready.exception() is None
+            for p in self.partitions.values())
 
     # -- intake (the agents' bodies) -----------------------------------------------------------------------
     async def consume(self, stream: Any) -> None:
@@ -217,50 +226,28 @@ class StatefulRuntime:
     async def _checkpoint(self) -> bool:
         started = time.perf_counter()
         ready, self._ready_to_ack = self._ready_to_ack, {}
-        by_partition: dict[int, dict[str, int]] = {}
-        for (topic, partition), events in ready.items():
-            by_partition.setdefault(partition, {})[topic] = events[-1].message.offset + 1
-        changelog = self.changelog
-        for partition, committable in by_partition.items():
-            part = self.partitions.get(partition)
-            if part is None:
-                continue
-            for write in part.store.prepare(committable):
-                changelog.produce(write.topic, write.value, write.key, headers=[(SOURCE, write.source)],
-                                  partition=partition)
         if not ready and not self._uncommitted:
             return False
-        await asyncio.to_thread(self._flush)
-        for events in ready.values():
-            for event in events:
-                event.ack()
-        self._uncommitted.update(ready)
-        committed = await self.app.consumer.commit({TP(t, p) for t, p in self._uncommitted})
+        committable: dict[int, dict[str, int]] = {}
+        for (topic, partition), events in ready.items():
+            committable.setdefault(partition, {})[topic] = events[-1].message.offset + 1
+
+        def release() -> None:
+            for events in ready.values():
+                for event in events:
+                    event.ack()
+            self._uncommitted.update(ready)
+
+        async def commit() -> bool:
+            return bool(await self.app.consumer.commit({TP(t, p) for t, p in self._uncommitted}))
+
+        stores = {p: part.store for p, part in self.partitions.items()}
+        committed = await self.checkpointer.run(stores, committable, release=release, commit=commit)
         if committed:
-            partitions = {p for _, p in self._uncommitted}
             self._uncommitted.clear()
-            for partition in partitions:
-                part = self.partitions.get(partition)
-                if part is not None:
-                    part.store.persist(self._changelog_positions(partition))
         if self.on_checkpoint is not None:
             self.on_checkpoint(time.perf_counter() - started)
-        return bool(committed)
-
-    def _flush(self) -> None:
-        timeout = self.options.flush_timeout_s
-        self.outputs.flush(timeout)
-        self.changelog.flush(timeout)
-
-    def _changelog_positions(self, partition: int) -> dict[str, int]:
-        positions = self.changelog.next_offsets
-        out = {}
-        for table in self.tables:
-            if table.changelog is not None:
-                offset = positions.get((table.changelog, partition))
-                if offset is not None:
-                    out[table.changelog] = offset
-        return out
+        return committed
 
     # -- partitions ----------------------------------------------------------------------------------------
     def _on_rebalance_start(self) -> None:
@@ -329,6 +316,8 @@ class StatefulRuntime:
 
     def _close(self, partition: int) -> None:
         part = self.partitions.pop(partition, None)
+        self.checkpointer.forget(partition)
+        self._uncommitted = {tp for tp in self._uncommitted if tp[1] != partition}
         for topic in {t for t, p in list(self._ready_to_ack) if p == partition}:
             self._ready_to_ack.pop((topic, partition), None)
         for key in list(self._lanes_of(partition)):
@@ -354,6 +343,8 @@ class StatefulRuntime:
             self._close(partition)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
+        self.outputs.close()
+        self.changelog.close()
 
     def owned(self) -> Mapping[int, _Partition]:
         return self.partitions

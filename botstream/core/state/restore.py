@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from botstream.core.kafka import header_map, read_to_end
 from botstream.core.state.store import PartitionStore
@@ -64,8 +64,21 @@ def committed_offsets(consumer: Consumer, topics: Iterable[str], partition: int,
                       timeout_s: float = 30.0) -> dict[str, int | None]:
     """The group's committed offset of each input topic's `partition` (None: nothing committed)."""
     asked = [TopicPartition(t, partition) for t in topics]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            answer = consumer.committed(asked, timeout=max(1.0, deadline - time.monotonic()))
+            break
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = bool(getattr(error, "retriable", lambda: False)()) or getattr(error, "code", lambda: None)() in (
+                KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                KafkaError.COORDINATOR_NOT_AVAILABLE)
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the group's coordinator is moving or loading: ask again
     out: dict[str, int | None] = {}
-    for tp in consumer.committed(asked, timeout=timeout_s):
+    for tp in answer:
         out[tp.topic] = tp.offset if tp.offset is not None and tp.offset >= 0 else None
     return out
 
