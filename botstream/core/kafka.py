@@ -193,3 +193,19 @@ def topic_partitions(client: Any, topic: str, *, timeout_s: float = 15.0) -> lis
 
 
 __all__ += ["topic_partitions"]
+
+
+def client_logger_config() -> dict[str, Any]:
+    """`{"logger": ...}`, to merge into any confluent-kafka client's configuration: librdkafka's log
+    lines then go through Python logging (the process's JSON formatter, with `kafka_facility` and
+    `kafka_client` fields; see botstream.core.logs) instead of raw to stderr. confluent-kafka serves
+    them from the client's own `poll()` / `flush()` / `consume()`, never from librdkafka's threads; an
+    AdminClient that is never polled drops them."""
+    import logging
+
+    from botstream.core.logs import LIBRDKAFKA_LOGGER
+
+    return {"logger": logging.getLogger(LIBRDKAFKA_LOGGER)}
+
+
+__all__ += ["client_logger_config"]

@@ -21,7 +21,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from botstream.core.kafka import admin_config
+from botstream.core.kafka import admin_config, client_logger_config
 from botstream.core.settings import Settings
 from botstream.schemas.topics import Topic, catalog
 
@@ -50,7 +50,7 @@ class ApplyReport:
 
 
 def admin_client(settings: Settings, bootstrap: str | None = None) -> AdminClient:
-    return AdminClient(admin_config(settings, bootstrap=bootstrap, timeout_s=10.0))
+    return AdminClient(admin_config(settings, bootstrap=bootstrap, timeout_s=10.0, **client_logger_config()))
 
 
 def apply_topics(admin: AdminClient, topics: list[Topic], *, grow: bool = False, timeout: float = 30.0) -> ApplyReport:

@@ -37,7 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from botstream.core.errors import BotstreamError
-from botstream.core.kafka import admin_config
+from botstream.core.kafka import admin_config, client_logger_config
 from botstream.core.settings import Settings
 
 __all__ = [
@@ -262,7 +262,8 @@ class ConsumerLagCollector(Collector):
 
     def _fetch_from_broker(self) -> LagSnapshot:
         if self._admin is None:
-            self._admin = AdminClient(admin_config(self.settings, bootstrap=self.bootstrap, timeout_s=self.timeout))
+            self._admin = AdminClient(admin_config(self.settings, bootstrap=self.bootstrap, timeout_s=self.timeout,
+                                                   **client_logger_config()))
         return read_snapshot(self._admin, self.groups, self.dlq_topics, timeout=self.timeout)
 
 
