@@ -61,9 +61,10 @@ CREDENTIALS: dict[str, dict[str, bool]] = {
     "slack": {"signing_secret": True, "bot_token": True},
     "discord": {"public_key": False, "application_id": False, "bot_token": True},
     "whatsapp": {"app_secret": True, "verify_token": True, "access_token": True, "phone_number_id": False},
-    "generic": {"secret": True},
+    "generic": {"secret": True, "timestamp_header": False, "timestamp_tolerance_s": False},
 }
-OPTIONAL: dict[str, set[str]] = {"generic": set()}
+# generic: the optional signed-timestamp scheme (botstream.ingest.platforms.generic documents what it signs).
+OPTIONAL: dict[str, set[str]] = {"generic": {"timestamp_header", "timestamp_tolerance_s"}}
 
 DEFAULT_API_BASE = {
     "telegram": "https://api.telegram.org",
@@ -281,6 +282,13 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
         credentials[key] = resolved if is_secret else resolved.reveal()
     if platform == "telegram" and not TELEGRAM_SECRET_TOKEN.match(credentials["secret_token"].reveal()):  # type: ignore[union-attr]
         raise fail("secret_token", "Telegram allows 1-256 characters of A-Za-z0-9_-")
+    if "timestamp_header" in credentials and not HEADER_NAME.match(str(credentials["timestamp_header"])):
+        raise fail("timestamp_header", "must be an HTTP header name such as 'X-Signature-Timestamp'")
+    if "timestamp_tolerance_s" in credentials:
+        if "timestamp_header" not in credentials:
+            raise fail("timestamp_tolerance_s", "goes with timestamp_header")
+        if not str(credentials["timestamp_tolerance_s"]).isdigit() or int(str(credentials["timestamp_tolerance_s"])) < 1:
+            raise fail("timestamp_tolerance_s", "must be a whole number of seconds >= 1")
     limits_raw = raw.get("limits", {})
     if not isinstance(limits_raw, dict):
         raise fail("limits", "must be a table")

@@ -128,12 +128,18 @@ def test_whatsapp_batch_is_one_record_per_message_and_the_get_handshake(stack: I
     assert stack.offsets() == before
 
 
-def test_generic_webhook(stack: IngestStack) -> None:
+def test_generic_webhook_replayed_with_new_unsigned_headers_is_one_update_id(stack: IngestStack) -> None:
+    """The attack of issue 16: one captured, validly signed request replayed with new delivery and
+    request ids. Every copy is acknowledged (a redelivery must be), and every copy carries the same
+    update id, so streams' dedupe keeps one."""
     delivery = str(uuid.uuid4())
-    body, headers = hub({"chat_id": "room-7", "text": "deploy done", "user_id": 5}, GENERIC_SECRET,
-                        **{"x-github-delivery": delivery})
-    assert stack.ingest.post("/webhooks/generic/gen", body, headers).status_code == 200
-    [(key, update, message)] = stack.records(lambda u: u["update_id"] == delivery, 1)
+    body, headers = hub({"id": delivery, "chat_id": "room-7", "text": "deploy done", "user_id": 5}, GENERIC_SECRET)
+    for n in range(4):
+        forged = {**headers, "x-github-delivery": f"forged-{n}-{delivery}", "x-request-id": f"replay-{n}"}
+        assert stack.ingest.post("/webhooks/generic/gen", body, forged).status_code == 200
+    found = stack.records(lambda u: u["text"] == "deploy done" and u["raw"] == body, 4)
+    assert {u["update_id"] for _, u, _ in found} == {delivery}
+    key, update, message = found[0]
     assert (key, update["text"], update["user_id"]) == (b"generic:gen:room-7", "deploy done", "5")
     assert_headers(message, update, "generic")
 
@@ -143,7 +149,7 @@ def _bad_requests() -> list[tuple[str, int, str, str, bytes, dict[str, str]]]:
     slack_body, slack_headers = slack({"type": "event_callback", "event_id": "EvX", "team_id": "T1",
                                        "event": {"type": "message", "channel": "C1"}}, ts=int(time.time()) - 3600)
     dc_body, dc_headers = discord({"id": "1", "type": 2, "channel_id": "5"}, key=Ed25519PrivateKey.generate())
-    gen_body, gen_headers = hub({"chat_id": "r"}, "not-the-secret", **{"x-github-delivery": "d"})
+    gen_body, gen_headers = hub({"id": "d", "chat_id": "r"}, "not-the-secret")
     return [
         ("bad telegram token", 401, "signature_mismatch", "/webhooks/telegram/tg", tg_body,
          {**tg_headers, "x-telegram-bot-api-secret-token": "wrong"}),

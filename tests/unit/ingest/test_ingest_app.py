@@ -114,8 +114,8 @@ async def test_whatsapp_verification_get_and_batched_post() -> None:
 
 async def test_generic_webhook() -> None:
     app, sink = make_app()
-    body = json.dumps({"chat_id": "room-1", "text": "ping"}).encode()
-    headers = hub_headers(body, "generic-secret", **{"x-github-delivery": "d-1"})
+    body = json.dumps({"id": "d-1", "chat_id": "room-1", "text": "ping"}).encode()
+    headers = hub_headers(body, "generic-secret", **{"x-github-delivery": "not-signed"})
     reply = await call(app, "POST", "/webhooks/generic/gen", headers=headers, body=body)
     assert reply.status == 200
     assert decoded(sink.records[0])["update_id"] == "d-1"
