@@ -15,7 +15,12 @@ into 503 + Retry-After, even when its siblings of the same request were acked (a
 the platform redelivers the whole POST and the dedupe table drops the siblings' second copies.
 
 Every request gets a correlation id (the caller's `X-Request-Id` when sane) that is returned in
-`X-Request-Id`, stamped on the records and their headers, and logged on the request's one log line.
+`X-Request-Id`, stamped on the records and their headers, and on the request's log line.
+
+Per-request work is kept to what the answer needs: the request's log line is DEBUG (a busy ingest
+writes no line per request at INFO); refusals worth an operator's eye (401, 5xx) are counted and
+logged as warnings at most once a minute per kind (`botstream.ingest.notices`); the metric children
+are cached; and no tracing span is built unless tracing is on.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from botstream.core import tracing
 from botstream.core.bots import BotRegistry
-from botstream.core.tracing import span
 from botstream.ingest.asgi import (
     ClientDisconnected,
     Receive,
@@ -43,6 +48,7 @@ from botstream.ingest.asgi import (
 from botstream.ingest.correlation import correlation_id_from, traceparent_from
 from botstream.ingest.errors import IngestError, MethodNotAllowed, NotFound
 from botstream.ingest.metrics import UNKNOWN, IngestMetrics, render_metrics
+from botstream.ingest.notices import RateLimitedWarnings
 from botstream.ingest.platforms import ADAPTERS, InboundAdapter
 from botstream.ingest.platforms.base import HandshakeResponse, Update, WebhookRequest
 from botstream.ingest.sink import OutboundRecord, RecordSink
@@ -57,6 +63,7 @@ ALLOWED_METHODS: dict[str, tuple[str, ...]] = {"whatsapp": ("GET", "POST")}
 POST_ONLY = ("POST",)
 PROBE_METHODS = ("GET", "HEAD")
 CLIENT_GONE = 499  # nginx's code for "client closed the request": logged and counted, never sent
+WARN_STATUSES = frozenset({401, 503})  # refusals that point at a misconfiguration or an outage (500s log their exception)
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -101,6 +108,7 @@ class IngestApp:
         self.retry_after = str(retry_after_s).encode()
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
+        self.warnings = RateLimitedWarnings(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -176,8 +184,12 @@ class IngestApp:
             return Answer(outcome.status, outcome.body, outcome.content_type.encode())
         if outcome.updates:
             traceparent = traceparent_from(headers.get("traceparent"))
-            with span("ingest.webhook", traceparent, platform=platform, correlation_id=correlation_id):
-                await self.sink.produce_all(self._records(outcome.updates, platform, correlation_id, traceparent))
+            records = self._records(outcome.updates, platform, correlation_id, traceparent)
+            if tracing.enabled():
+                with tracing.span("ingest.webhook", traceparent, platform=platform, correlation_id=correlation_id):
+                    await self.sink.produce_all(records)
+            else:
+                await self.sink.produce_all(records)
             self.metrics.produced(platform, bot.id, len(outcome.updates))
         return Answer(outcome.status, outcome.body, outcome.content_type.encode(), updates=len(outcome.updates))
 
@@ -213,10 +225,14 @@ class IngestApp:
         seconds = time.perf_counter() - started
         platform, bot = labels
         self.metrics.request(platform, bot, status, seconds)
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s -> %d, %d update(s), %.1f ms", path, status, updates, seconds * 1000,
-                     extra={"platform": platform, "bot": bot, "status": status, "correlation_id": correlation_id,
-                            "reason": reason})
+        if status in WARN_STATUSES:
+            self.warnings.warn((status, platform, reason), f"webhooks refused: {status} {reason} ({platform})",
+                               {"platform": platform, "bot": bot, "status": status, "reason": reason,
+                                "correlation_id": correlation_id})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %d, %d update(s), %.1f ms", path, status, updates, seconds * 1000,
+                      extra={"platform": platform, "bot": bot, "status": status, "correlation_id": correlation_id,
+                             "reason": reason})
 
     # -- probes --------------------------------------------------------------------------------------
 

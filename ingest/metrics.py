@@ -63,6 +63,7 @@ class IngestMetrics:
 
     def __init__(self) -> None:
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -72,8 +73,14 @@ class IngestMetrics:
         return child
 
     def request(self, platform: str, bot: str, status: int, seconds: float) -> None:
-        self._child(REQUESTS, platform, bot, str(status)).inc()
-        self._child(ACK_SECONDS, platform).observe(seconds)
+        """One answered request: the counter and histogram children of (platform, bot, status) are
+        looked up once, then reused from one dict lookup per request."""
+        children = self._requests.get((platform, bot, status))
+        if children is None:
+            children = self._requests[(platform, bot, status)] = (
+                self._child(REQUESTS, platform, bot, str(status)), self._child(ACK_SECONDS, platform))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def rejected(self, platform: str, reason: str) -> None:
         self._child(REJECTED, platform, reason).inc()

@@ -16,6 +16,7 @@ from typing import Any
 
 _tracer: Any = None
 _propagator: Any = None
+_OFF = contextlib.nullcontext()  # reusable: entering it does nothing and yields None
 
 
 def configure(service: str, environ: dict[str, str] | None = None, exporter: Any = None) -> bool:
@@ -50,12 +51,21 @@ def configure(service: str, environ: dict[str, str] | None = None, exporter: Any
     return True
 
 
-@contextlib.contextmanager
-def span(name: str, traceparent: str | bytes | None, **attributes: Any) -> Iterator[Any]:
-    """A span named `name`, child of `traceparent` (a W3C header value) when there is one."""
+def enabled() -> bool:
+    """True when spans are recorded (`configure` found an exporter)."""
+    return _tracer is not None
+
+
+def span(name: str, traceparent: str | bytes | None, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+    """A span named `name`, child of `traceparent` (a W3C header value) when there is one; entered, it
+    yields the span (None when tracing is off)."""
     if _tracer is None:
-        yield None
-        return
+        return _OFF
+    return _recorded_span(name, traceparent, attributes)
+
+
+@contextlib.contextmanager
+def _recorded_span(name: str, traceparent: str | bytes | None, attributes: dict[str, Any]) -> Iterator[Any]:
     if isinstance(traceparent, bytes):
         traceparent = traceparent.decode(errors="replace")
     context = _propagator.extract({"traceparent": traceparent}) if traceparent else None

@@ -217,13 +217,13 @@ async def test_client_gone_mid_body_gets_no_answer_and_writes_nothing() -> None:
     assert (reply.status, sink.batches) == (0, [])
 
 
-async def test_one_log_line_per_request_with_context_and_no_secrets(caplog: pytest.LogCaptureFixture) -> None:
+async def test_one_debug_line_per_request_with_context_and_no_secrets(caplog: pytest.LogCaptureFixture) -> None:
     app, _ = make_app()
-    with caplog.at_level(logging.INFO, logger="botstream.ingest.access"):
+    with caplog.at_level(logging.DEBUG, logger="botstream.ingest.access"):
         await call(app, "POST", "/webhooks/telegram/tg", headers=telegram_headers(**{"x-request-id": "r-1"}),
                    body=telegram_update(text="private words"))
         await call(app, "POST", "/webhooks/telegram/tg", headers=telegram_headers("wrong"), body=telegram_update())
-    ok, refused = [r for r in caplog.records if r.name == "botstream.ingest.access"]
+    ok, refused = [r for r in caplog.records if r.name == "botstream.ingest.access" and r.levelno == logging.DEBUG]
     assert (ok.platform, ok.bot, ok.status, ok.correlation_id) == ("telegram", "tg", 200, "r-1")  # type: ignore[attr-defined]
     assert "1 update(s)" in ok.getMessage()
     assert (refused.status, refused.reason) == (401, "signature_mismatch")  # type: ignore[attr-defined]
