@@ -11,6 +11,7 @@ idiom, and the fastest the framework goes.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import faust
 
@@ -18,7 +19,7 @@ from botstream.core.faust_app import faust_app
 from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 
-RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 def passthrough_app(settings: Settings, source: str, sink: str) -> faust.App:

@@ -93,11 +93,11 @@ class TopicProbe:
                 for msg in reader.consume(5000, timeout=1.0):
                     if msg.error():
                         continue
-                    p = msg.partition()
-                    if p not in todo or msg.offset() >= todo[p]:
+                    p, offset = msg.partition(), msg.offset()
+                    if p is None or offset is None or p not in todo or offset >= todo[p]:
                         continue
                     yield msg
-                    if msg.offset() + 1 >= todo[p]:
+                    if offset + 1 >= todo[p]:
                         del todo[p]
         finally:
             reader.close()

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -121,10 +122,11 @@ def latency_records(workload: Workload, first_update_id: int = 900_000_000) -> I
 
 
 def _produce(p: Producer, topic: str, r: Record, timestamp_ms: int | None) -> None:
-    kwargs = {"timestamp": timestamp_ms} if timestamp_ms is not None else {}
+    kwargs: dict[str, Any] = {"timestamp": timestamp_ms} if timestamp_ms is not None else {}
+    headers: list[tuple[str, str | bytes | None]] = list(r.headers)
     while True:
         try:
-            p.produce(topic, key=r.key, value=r.value, headers=r.headers, **kwargs)
+            p.produce(topic, key=r.key, value=r.value, headers=headers, **kwargs)
             break
         except BufferError:  # local queue full: let deliveries drain
             p.poll(0.05)
