@@ -34,7 +34,7 @@ from botstream.core.eager import run_eagerly
 from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 
-__all__ = ["WorkerApp", "add_metrics_page", "add_readiness_page", "channel_batches", "faust_app", "rocksdb_options", "run_faust_worker",
+__all__ = ["WorkerApp", "add_metrics_page", "add_readiness_page", "channel_batches", "faust_app", "run_faust_worker",
            "worker_app"]
 
 YIELD_EVERY = 100  # messages handed on before the drain loop lets other tasks run
@@ -131,8 +131,35 @@ class WorkerApp(faust.App):
 
 def worker_app(settings: Settings, app_id: str, web_port: int, datadir_name: str, *,
                own_commits: bool = False) -> WorkerApp:
+    """A worker's Faust app on the project's settings.
+
+    Kafka security is the client layer's (`botstream.core.kafka.faust_credentials`: the protocol,
+    SASL mechanism and user, CA and client certificate librdkafka gets too), checked against the
+    broker before Faust starts, so wrong credentials or an untrusted certificate end the process at
+    once with one line naming the setting (Faust's client would retry them for ever).
+
+    The web server listens on `BOTSTREAM_WEB_HOST` (Faust binds `web_bind`, 0.0.0.0 by default;
+    `web_host` only names the server) and serves `/metrics`, the readiness page the worker adds and
+    Faust's plain index; Faust's table and router views (`/table/<name>/<key>/` returns table data)
+    only with `BOTSTREAM_WEB_TABLE_VIEWS`, and its statistics, graph and performance views never.
+    Faust's own environment variables for these (WEB_BIND, APP_WEB_*_ENABLED, BROKER_CREDENTIALS),
+    which it would prefer to what is passed here, are not read.
+    """
+    import logging
+    import os
+
+    from botstream.core.kafka import check_access, faust_credentials
+
     bootstrap = bootstrap_servers(settings)
+    credentials, ssl_context = faust_credentials(settings)
+    if not check_access(settings, bootstrap=bootstrap):
+        logging.getLogger(__name__).warning(
+            "Kafka at %s did not answer in time to check the security settings; starting anyway", bootstrap)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ours = ("WEB_BIND", "APP_WEB_TABLES_ENABLED", "APP_WEB_ROUTER_ENABLED", "APP_WEB_STATS_ENABLED",
+            "APP_WEB_GRAPH_ENABLED", "APP_WEB_METRICS_ENABLED", "BROKER_CREDENTIALS")
+    faust_env = {k: v for k, v in os.environ.items() if not any(k == n or k.endswith("_" + n) for n in ours)}
+    views = settings.web_table_views
     commits: dict[str, Any] = {"broker_commit_interval": 0.5, "stream_wait_empty": True}
     if own_commits:
         # The worker commits after each checkpoint; Faust's timer would commit in between.
@@ -143,7 +170,16 @@ def worker_app(settings: Settings, app_id: str, web_port: int, datadir_name: str
         store="rocksdb://",
         datadir=str(settings.data_dir / datadir_name),
         web_host=settings.web_host,
+        web_bind=settings.web_host,
         web_port=web_port,
+        web_tables_enabled=views,
+        web_router_enabled=views,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        broker_credentials=credentials,
+        ssl_context=ssl_context,
+        env=faust_env,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
@@ -178,13 +214,6 @@ async def channel_batches(stream: Any, max_batch: int) -> AsyncIterator[list[Any
         except StopAsyncIteration:  # Faust ends the channel (the agent is stopping)
             return
         yield batch
-
-
-def rocksdb_options(settings: Settings) -> dict[str, Any]:
-    # faust's default block cache is 2 GiB per partition DB; many partitions on a small machine need
-    # it small.
-    return {"driver": "rocksdict", "block_cache_size": settings.rocksdb_block_cache_bytes,
-            "write_buffer_size": settings.rocksdb_write_buffer_bytes, "max_write_buffer_number": 2}
 
 
 async def metrics_page(view: Any, request: Any) -> Any:

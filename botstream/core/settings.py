@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from botstream.core.errors import ConfigError
+from botstream.core.secret import Secret, resolve_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def setting(default: Any, doc: str, env: str | None = None) -> Any:
-    return field(default=default, metadata={"doc": doc, "env": env})
+def setting(default: Any, doc: str, env: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "env": env, "choices": choices})
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,25 @@ class Settings:
     partitions: int = setting(6, "Partitions of every chat-keyed topic (all equal: co-partitioning).")
     replication_factor: int = setting(1, "Replication factor of the project's topics.")
     min_insync_replicas: int = setting(1, "min.insync.replicas of the project's topics.")
+    # Kafka security: every client (confluent-kafka and the Faust workers' aiokafka), botstream.core.kafka
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", choices=KAFKA_SECURITY_PROTOCOLS)
+    kafka_sasl_mechanism: str | None = setting(
+        None, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (needed by the SASL_* protocols).",
+        choices=KAFKA_SASL_MECHANISMS)
+    kafka_sasl_username: str | None = setting(None, "SASL user (PLAIN, SCRAM); Confluent Cloud: the API key.")
+    kafka_sasl_password: Secret | None = setting(None, "SASL password: a literal, env:NAME or file:PATH.")
+    kafka_oauth_token_url: str | None = setting(None, "OAUTHBEARER: the OIDC token endpoint (client credentials).")
+    kafka_oauth_client_id: str | None = setting(None, "OAUTHBEARER: the OIDC client id.")
+    kafka_oauth_client_secret: Secret | None = setting(
+        None, "OAUTHBEARER: the OIDC client secret (literal, env:NAME or file:PATH).")
+    kafka_oauth_scope: str | None = setting(None, "OAUTHBEARER: the scope asked for, if the provider needs one.")
+    kafka_ssl_ca_file: Path | None = setting(
+        None, "CA certificates (PEM) that sign the brokers' certificates; unset: the system's.")
+    kafka_ssl_cert_file: Path | None = setting(None, "Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_key_file: Path | None = setting(None, "Client private key (PEM) for mutual TLS.")
+    kafka_ssl_key_password: Secret | None = setting(
+        None, "Password of an encrypted client key (literal, env:NAME or file:PATH).")
     # Files and folders
     bots_file: Path | None = setting(None, "TOML file declaring the bots.")
     data_dir: Path = setting(REPO_ROOT / ".botstream", "State (RocksDB tables, pids, logs) of local runs.")
@@ -51,6 +75,8 @@ class Settings:
     ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
     # Faust workers (streams, sinks)
     web_host: str = setting("127.0.0.1", "Address the Faust web server (streams/sinks /metrics) listens on.")
+    web_table_views: bool = setting(
+        False, "Serve Faust's /table and /router views on the workers' web port (they show table data).")
     # Streams
     streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
     dedupe_window_s: int = setting(7 * 24 * 3600, "How long a platform update id is remembered.")
@@ -77,7 +103,10 @@ class Settings:
         for f in dataclasses.fields(cls):
             name = f.metadata.get("env") or f"BOTSTREAM_{f.name.upper()}"
             if name in env and env[name] != "":
-                values[f.name] = _convert(env[name], hints[f.name], name)
+                values[f.name] = _convert(env[name], hints[f.name], name, env)
+                choices = f.metadata.get("choices")
+                if choices and values[f.name] not in choices:
+                    raise ConfigError(f"{name}: {env[name]!r} is not one of {', '.join(choices)}")
         values.update(overrides)
         return cls(**values)
 
@@ -95,11 +124,16 @@ class Settings:
         return f"{self.topic_prefix}.{name}"
 
 
-def _convert(raw: str, typ: Any, env_name: str) -> Any:
+def _convert(raw: str, typ: Any, env_name: str, environ: Mapping[str, str] | None = None) -> Any:
     base = typ
     args = getattr(typ, "__args__", None)
     if args:  # X | None
         base = next(a for a in args if a is not type(None))
+    if base is Secret:  # a literal, env:NAME or file:PATH; the value itself is never shown
+        try:
+            return resolve_secret(raw, environ=dict(environ) if environ is not None else None)
+        except ConfigError as exc:
+            raise ConfigError(f"{env_name}: {exc}") from None
     try:
         if base is bool:
             if raw.lower() in {"1", "true", "yes", "on"}:
@@ -117,4 +151,6 @@ def _convert(raw: str, typ: Any, env_name: str) -> Any:
 def _show(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Secret):
+        return repr(value)  # the mask and where it came from (env:NAME, file:PATH), never the value
     return value

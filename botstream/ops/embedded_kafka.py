@@ -9,6 +9,13 @@ Processes are ours to stop: every node's pid is recorded in a state file next to
 sends SIGTERM then SIGKILL after a grace period, and nodes started with `tie_to_parent=True` (tests,
 `make run`) are also killed by the kernel if the starting process dies.
 
+With `sasl_ssl=True` the broker's client listener is SASL_SSL (SCRAM-SHA-256 and -512) instead of
+PLAINTEXT: a test CA and a broker certificate for 127.0.0.1 / localhost are generated at start (PEM
+files under `<home>/security/`), the broker's own user and a client user are created by Kafka's own
+`kafka-storage format --add-scram`, brokers talk to each other over that listener too, the KRaft
+controller listener stays PLAINTEXT on loopback, and `client_security()` says what a client needs
+(bootstrap, CA file, mechanism, user, password file; `.env()` as botstream's settings).
+
 When `KAFKA_BOOTSTRAP_SERVERS` is set, `kafka_for()` returns an `ExternalKafka` that starts nothing.
 """
 
@@ -16,9 +23,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +37,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,18 +203,138 @@ class Node:
         return pid is not None and pid_alive(pid) and _is_our_broker(pid, self.properties)
 
 
-def server_properties(node: Node, nodes: list[Node]) -> str:
+# -- SASL_SSL: a test CA, the broker's certificate, SCRAM users ----------------------------------------
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+BROKER_USER = "broker"  # the brokers' own user (inter-broker connections)
+CLIENT_USER = "botstream"  # the user clients are given
+TLS_DAYS = 30
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a test CA and a certificate it signed (for 127.0.0.1 and localhost)."""
+
+    ca_file: Path  # the CA certificate: what clients trust
+    cert_file: Path  # the certificate, then the CA's (the chain a server presents)
+    key_file: Path  # the certificate's private key, PKCS#8, unencrypted (mode 0600)
+
+    def expires(self) -> datetime:
+        from cryptography import x509
+
+        return x509.load_pem_x509_certificate(self.cert_file.read_bytes()).not_valid_after_utc
+
+
+def generate_test_tls(directory: Path, *, name: str = "botstream test CA", days: int = TLS_DAYS) -> TlsFiles:
+    """A fresh CA and a server certificate it signs for 127.0.0.1 and localhost (EC P-256, SHA-256,
+    the extensions strict verifiers ask for), written as PEM under `directory`. For tests and local
+    brokers only: the CA's key is not kept, so nothing else can ever be signed with it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def usage(**on: bool) -> x509.KeyUsage:
+        flags = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                               "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"),
+                              False)
+        return x509.KeyUsage(**{**flags, **on})
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage(digital_signature=True, key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key.pem")
+    pem = serialization.Encoding.PEM
+    files.ca_file.write_bytes(ca_cert.public_bytes(pem))
+    files.cert_file.write_bytes(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    _write_private(files.key_file, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    return files
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """What a client needs to reach an embedded broker's SASL_SSL listener."""
+
+    bootstrap: str
+    ca_file: Path
+    username: str
+    password_file: Path  # the password alone (mode 0600); botstream reads it as file:PATH
+    mechanism: str = "SCRAM-SHA-256"
+    protocol: str = "SASL_SSL"
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        """botstream's settings for it, as environment variables (the password by file reference)."""
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "BOTSTREAM_KAFKA_SECURITY_PROTOCOL": self.protocol,
+                "BOTSTREAM_KAFKA_SASL_MECHANISM": self.mechanism, "BOTSTREAM_KAFKA_SASL_USERNAME": self.username,
+                "BOTSTREAM_KAFKA_SASL_PASSWORD": f"file:{self.password_file}",
+                "BOTSTREAM_KAFKA_SSL_CA_FILE": str(self.ca_file)}
+
+    def librdkafka(self) -> dict[str, str]:
+        """The same as confluent-kafka (librdkafka) configuration."""
+        return {"bootstrap.servers": self.bootstrap, "security.protocol": self.protocol,
+                "sasl.mechanisms": self.mechanism, "sasl.username": self.username, "sasl.password": self.password,
+                "ssl.ca.location": str(self.ca_file)}
+
+
+def _properties_value(text: str) -> str:
+    """`text` as one java.util.Properties value (Kafka reads server.properties with it)."""
+    return text.strip().replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def server_properties(node: Node, nodes: list[Node], sasl_ssl: dict[str, Any] | None = None) -> str:
+    """The node's server.properties. `sasl_ssl` (the launcher's) has `tls` (TlsFiles) and
+    `broker_password`; without it the client listener is PLAINTEXT."""
     single = len(nodes) == 1
     rf = 1 if single else min(3, len(nodes))
     isr = 1 if single else 2
+    client = "SASL_SSL" if sasl_ssl else "PLAINTEXT"
     lines = [
         "process.roles=broker,controller",
         f"node.id={node.node_id}",
-        f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"listeners={client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+        f"advertised.listeners={client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+        f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
         "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
+        f"inter.broker.listener.name={client}",
         f"log.dirs={node.home / 'data'}",
         "num.partitions=1",
         f"default.replication.factor={rf}",
@@ -228,6 +358,22 @@ def server_properties(node: Node, nodes: list[Node]) -> str:
     else:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
         lines.append(f"controller.quorum.voters={voters}")
+    if sasl_ssl:
+        tls: TlsFiles = sasl_ssl["tls"]
+        jaas = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{BROKER_USER}" password="{sasl_ssl["broker_password"]}";')
+        lines += [
+            f"sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)}",
+            f"sasl.mechanism.inter.broker.protocol={SCRAM_MECHANISMS[0]}",
+            *(f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config={jaas}" for m in SCRAM_MECHANISMS),
+            # PEM key and chain given inline: a PEM key *file* would need an encrypted key and its password
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.certificate.chain={_properties_value(tls.cert_file.read_text())}",
+            f"ssl.keystore.key={_properties_value(tls.key_file.read_text())}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca_file}",
+            "ssl.client.auth=none",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -241,11 +387,12 @@ class EmbeddedKafka:
 
     def __init__(self, home: Path, *, port: int | None = 9092, nodes: int = 1, heap: str = "512m",
                  cache_dir: Path | None = None, pick_free_port: bool = False, tie_to_parent: bool = False,
-                 pom: Path = POM) -> None:
+                 pom: Path = POM, sasl_ssl: bool = False) -> None:
         self.home = home.resolve()
         self.cache_dir = (cache_dir or Settings().cache_dir).resolve()
         self.heap = heap
         self.tie_to_parent = tie_to_parent
+        self.sasl_ssl = sasl_ssl
         self.pom = pom
         self.version = kafka_version(pom)
         self.nodes = self._plan_nodes(port, nodes, pick_free_port)
@@ -278,6 +425,42 @@ class EmbeddedKafka:
     def state_file(self) -> Path:
         return self.home / "cluster.json"
 
+    @property
+    def security_dir(self) -> Path:
+        return self.home / "security"
+
+    def _tls_files(self) -> TlsFiles:
+        d = self.security_dir
+        return TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key.pem")
+
+    def _password(self, user: str) -> str:
+        """The SCRAM password of `user`, made once per home (the users live in the formatted metadata)."""
+        path = self.security_dir / f"{user}.password"
+        if not path.exists():
+            self.security_dir.mkdir(parents=True, exist_ok=True)
+            _write_private(path, secrets.token_hex(16).encode())
+        return path.read_text().strip()
+
+    def _prepare_sasl_ssl(self) -> dict[str, Any]:
+        """The test CA and broker certificate (made again when missing or within a day of expiring) and
+        the SCRAM passwords, for server.properties and the format."""
+        tls = self._tls_files()
+        fresh = all(p.exists() for p in (tls.ca_file, tls.cert_file, tls.key_file))
+        if not fresh or tls.expires() < datetime.now(UTC) + timedelta(days=1):
+            tls = generate_test_tls(self.security_dir, name=f"botstream test CA ({self.home.name})")
+        return {"tls": tls, "broker_password": self._password(BROKER_USER),
+                "client_password": self._password(CLIENT_USER)}
+
+    def client_security(self, mechanism: str = SCRAM_MECHANISMS[0]) -> ClientSecurity | None:
+        """What a client needs for the SASL_SSL listener (None when the broker is PLAINTEXT)."""
+        if not self.sasl_ssl:
+            return None
+        if mechanism not in SCRAM_MECHANISMS:
+            raise LauncherError(f"the embedded broker's users have {' and '.join(SCRAM_MECHANISMS)}, not {mechanism}")
+        self._password(CLIENT_USER)
+        return ClientSecurity(self.bootstrap_servers, self._tls_files().ca_file, CLIENT_USER,
+                              self.security_dir / f"{CLIENT_USER}.password", mechanism)
+
     def _read_state(self) -> dict[str, Any] | None:
         try:
             return json.loads(self.state_file.read_text())
@@ -288,6 +471,7 @@ class EmbeddedKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         state = {
             "version": self.version, "bootstrap": self.bootstrap_servers,
+            "security_protocol": "SASL_SSL" if self.sasl_ssl else "PLAINTEXT",
             "pids": [n.pid() for n in self.nodes if n.pid()],
             "nodes": [{"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port,
                        "home": str(n.home)} for n in self.nodes],
@@ -332,10 +516,12 @@ class EmbeddedKafka:
 
     def _format(self, java: str, libs: Path) -> None:
         cluster_id = self._cluster_id(java, libs)
+        security = self._prepare_sasl_ssl() if self.sasl_ssl else None
         for node in self.nodes:
             node.home.mkdir(parents=True, exist_ok=True)
             node.log_dir.mkdir(parents=True, exist_ok=True)
-            node.properties.write_text(server_properties(node, self.nodes))
+            # holds the broker's key and password when SASL_SSL: readable by this user only
+            _write_private(node.properties, server_properties(node, self.nodes, security).encode())
             (node.home / "log4j2.xml").write_text(LOG4J2_XML)
             if (node.home / "data" / "meta.properties").exists():
                 continue
@@ -343,6 +529,11 @@ class EmbeddedKafka:
                    f"--cluster-id={cluster_id}", "-c", str(node.properties), "-g"]
             if len(self.nodes) == 1:
                 cmd.append("--standalone")
+            if security is not None:  # the SCRAM users, created by Kafka's own tool (KIP-900)
+                for user, password in ((BROKER_USER, security["broker_password"]),
+                                       (CLIENT_USER, security["client_password"])):
+                    for mechanism in SCRAM_MECHANISMS:
+                        cmd += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                                  env=self._env(node))
             if out.returncode != 0:
@@ -389,6 +580,9 @@ class EmbeddedKafka:
         deadline = time.monotonic() + timeout
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "socket.timeout.ms": 2000,
                                  "log_level": 0, "logger": _quiet_logger()}
+        client = self.client_security()
+        if client is not None:
+            conf.update(client.librdkafka())
         admin = AdminClient(conf)
         last = "no answer"
         while time.monotonic() < deadline:
@@ -458,6 +652,7 @@ class EmbeddedKafka:
     def status(self) -> dict[str, object]:
         return {
             "running": self.running(), "bootstrap": self.bootstrap_servers, "version": self.version,
+            "security_protocol": "SASL_SSL" if self.sasl_ssl else "PLAINTEXT",
             "nodes": [{"node_id": n.node_id, "pid": n.pid() if n.running() else None, "port": n.port,
                        "log": str(n.log_file)} for n in self.nodes],
         }
