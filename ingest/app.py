@@ -9,7 +9,8 @@ the records to the sink, and answer only once every record is durable.
 
 Order of work for a webhook, cheapest refusal first: unknown platform / bot (404) -> method (405)
 -> declared or streamed size (413, before or while reading) -> the adapter (401 signature, 415, 400,
-or a handshake answered at once) -> encode + produce + wait for every ack -> 2xx. A 4xx never
+or a handshake answered at once) -> encode, and 413 when a record or one a later stage derives from it
+exceeds its topic's limit (`botstream.ingest.sizes`) -> produce + wait for every ack -> 2xx. A 4xx never
 reaches the sink. A record that is not acknowledged within the ack deadline turns the whole answer
 into 503 + Retry-After, even when its siblings of the same request were acked (a WhatsApp batch):
 the platform redelivers the whole POST and the dedupe table drops the siblings' second copies.
@@ -52,6 +53,7 @@ from botstream.ingest.notices import RateLimitedWarnings
 from botstream.ingest.platforms import ADAPTERS, InboundAdapter
 from botstream.ingest.platforms.base import HandshakeResponse, Update, WebhookRequest
 from botstream.ingest.sink import OutboundRecord, RecordSink
+from botstream.ingest.sizes import SizeContract
 from botstream.schemas.codec import Codec
 from botstream.schemas.headers import CORRELATION_ID, PLATFORM, TRACEPARENT
 from botstream.schemas.records import chat_key
@@ -94,6 +96,7 @@ class IngestApp:
         adapters: Mapping[str, InboundAdapter] = ADAPTERS,
         clock: Callable[[], float] = time.time,
         retry_after_s: int = 5,
+        sizes: SizeContract | None = None,
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
     ) -> None:
@@ -106,6 +109,7 @@ class IngestApp:
         self.adapters = adapters
         self.clock = clock
         self.retry_after = str(retry_after_s).encode()
+        self.sizes = sizes
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self.warnings = RateLimitedWarnings(log)
@@ -200,10 +204,14 @@ class IngestApp:
         headers = [(CORRELATION_ID, correlation_id.encode()), (PLATFORM, platform.encode()),
                    (TRACEPARENT, traceparent.encode())]
         records = []
+        sizes = self.sizes
         for update in updates:
             update["traceparent"] = traceparent
             key = chat_key(update["platform"], update["bot_id"], update["chat_id"]).encode()
-            records.append(OutboundRecord(topic, key, self.codec.encode("update", update, topic=topic), headers))
+            value = self.codec.encode("update", update, topic=topic)
+            if sizes is not None:
+                sizes.check(update, key, value, headers)  # 413 before anything of the request is produced
+            records.append(OutboundRecord(topic, key, value, headers))
         return records
 
     def _refusal(self, exc: IngestError, platform: str) -> Answer:

@@ -37,6 +37,7 @@ from botstream.core.settings import Settings
 from botstream.ingest.health import ProducerHealth, Transition
 from botstream.ingest.metrics import IngestMetrics
 from botstream.ingest.sink import NotDurable, OutboundRecord, SinkStatus
+from botstream.schemas.topics import WEBHOOK_RECORD_BYTES
 
 log = logging.getLogger("botstream.ingest.producer")
 
@@ -50,7 +51,9 @@ LINGER_MS = 1
 # broker (9.9 MB -> 2.8 MB for 20,000; they carry the raw webhook JSON), i.e. 7 days of `updates`
 # retention and its replication traffic, for no measurable CPU: librdkafka compresses on its own
 # thread, ~150k records per CPU-second either way, some 30x more than ingest's HTTP front end can feed it.
-MAX_RECORD_BYTES = 4 << 20  # an Update carries the raw body: WhatsApp's 3 MB plus the normalized fields
+# The catalog's limit of the updates topic (an Update carries the raw body: WhatsApp's 3 MB plus the
+# normalized fields); ingest's size check keeps every record within it before producing.
+MAX_RECORD_BYTES = WEBHOOK_RECORD_BYTES
 POLL_TIMEOUT_S = 0.1
 QUEUE_FULL_BACKOFF_S = 0.002
 GAUGE_INTERVAL_S = 0.5

@@ -27,6 +27,7 @@ from botstream.ingest.app import Hook, IngestApp
 from botstream.ingest.metrics import IngestMetrics
 from botstream.ingest.producer import KafkaSink, ingest_producer_config
 from botstream.ingest.sink import RecordSink
+from botstream.ingest.sizes import SizeContract
 from botstream.schemas.codec import Codec
 
 APP_FACTORY = "botstream.ingest.server:create_app"
@@ -67,7 +68,8 @@ def build_app(settings: Settings, bots: BotRegistry, *, sink: RecordSink | None 
         sink = kafka
     return IngestApp(bots=bots, sink=sink, updates_topic=settings.topic("updates"),
                      max_body_bytes=settings.max_body_bytes, codec=codec or build_codec(settings),
-                     metrics=metrics, on_startup=on_startup, on_shutdown=on_shutdown)
+                     metrics=metrics, sizes=SizeContract.from_catalog(settings),
+                     on_startup=on_startup, on_shutdown=on_shutdown)
 
 
 def tune_for_serving() -> None:

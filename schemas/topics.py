@@ -8,6 +8,23 @@ catalog; the README's topic table is generated from it (a test keeps them in syn
 The catalog reads a handful of settings through `CatalogSettings`, a protocol that
 `botstream.core.settings.Settings` satisfies as it is: the wire contract sits below the core and
 imports nothing from it.
+
+**One size contract.** Every topic declares the largest record it takes, `TopicSpec.max_message_bytes`,
+measured as librdkafka measures a record against its `message.max.bytes` (`record_wire_bytes`: key +
+value + serialized headers + the record's own framing). So:
+
+- a producer writing a topic sets `message.max.bytes` to at least that topic's limit
+  (`producer_max_message_bytes` gives the value for a set of topics);
+- the broker's `max.message.bytes` of the topic (a record *batch*, after compression) is that limit
+  plus `batch_allowance` (the batch header and lz4's worst case on incompressible data), so a record
+  the producer accepts is never refused by the broker;
+- a stage that derives records from another topic's records declares room for what it adds: the
+  retry and dead-letter topics take `CHAIN_HEADROOM_BYTES` more than `replies` (attempt, error
+  headers and fields), `quarantine` takes the largest record of any topic plus its origin and error;
+- ingest refuses (413) a webhook whose records a later stage could not write: an Update larger than
+  `updates` or `handoff` (streams copies it there), an `UpdateAccepted` event larger than `messages`
+  (it copies the text), or a reply quoting the update's text larger than `replies`
+  (`botstream.ingest.sizes`).
 """
 
 from __future__ import annotations
@@ -16,8 +33,19 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 DAY_MS = 24 * 3600 * 1000
-# A WhatsApp webhook may be 3 MB and each Update carries the raw body: leave room for the envelope.
+KIB = 1024
+# The sizes below are records as librdkafka counts them for `message.max.bytes` (see the module docstring).
+# An Update carries the raw webhook (WhatsApp: up to 3 MB) and its normalized fields: room for both.
 WEBHOOK_RECORD_BYTES = 4 * 1024 * 1024
+# librdkafka's default `message.max.bytes`: what the workers' producers accept unless configured otherwise.
+CLIENT_RECORD_BYTES = 1_000_000
+# What the sinks add to a reply on its way through the retry chain or to the dead-letter topic.
+CHAIN_HEADROOM_BYTES = 64 * KIB
+# A quarantined record is the raw bytes of a record of any topic plus its origin, stage and error.
+QUARANTINE_RECORD_BYTES = WEBHOOK_RECORD_BYTES + 64 * KIB
+# librdkafka's bound on what a record adds to key, value and headers (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD).
+RECORD_FRAMING_BYTES = 36
+RECORD_BATCH_HEADER_BYTES = 61
 
 
 class CatalogSettings(Protocol):
@@ -53,7 +81,8 @@ class TopicSpec:
     doc: str
     chat_keyed: bool = True
     partitions: int | None = None  # None = settings.partitions
-    max_message_bytes: int | None = None  # None = broker default (~1 MiB)
+    #: the largest record this topic takes (`record_wire_bytes`); explicit for every topic
+    max_message_bytes: int = CLIENT_RECORD_BYTES
     changelog: bool = False  # a Faust table's changelog: named "<prefix>-<app>-<table>-changelog"
 
     def name(self, settings: CatalogSettings) -> str:
@@ -78,27 +107,58 @@ def specs(settings: CatalogSettings) -> list[TopicSpec]:
                   "Verified, normalized inbound webhooks; the pipeline's source of truth.",
                   max_message_bytes=WEBHOOK_RECORD_BYTES),
         TopicSpec("messages", "chat key", "ConversationEvent", "delete", 365 * DAY_MS, "streams",
-                  "analytics, replay", "Event-sourced conversation log; the conversations table is its fold."),
+                  "analytics, replay", "Event-sourced conversation log; the conversations table is its fold.",
+                  max_message_bytes=CLIENT_RECORD_BYTES),
         TopicSpec("replies", "chat key", "Reply", "delete", 7 * DAY_MS, "streams", "sinks",
-                  "Outbound bot actions, in chat order."),
+                  "Outbound bot actions, in chat order.",
+                  max_message_bytes=CLIENT_RECORD_BYTES - CHAIN_HEADROOM_BYTES),
     ]
     for level in range(1, levels + 1):
         out.append(TopicSpec(f"replies.retry.{level}", "chat key", "Reply", "delete", 7 * DAY_MS, "sinks", "sinks",
                              f"Retry level {level}: replies waiting {settings.retry_delays[level - 1]:g}s "
-                             "(attempt / not-before / error headers)."))
+                             "(attempt / not-before / error headers).", max_message_bytes=CLIENT_RECORD_BYTES))
     out += [
         TopicSpec("replies.dlq", "chat key", "Reply", "delete", 30 * DAY_MS, "sinks", "operators (botstream dlq)",
-                  "Replies that failed permanently or ran out of attempts, with the reason."),
+                  "Replies that failed permanently or ran out of attempts, with the reason.",
+                  max_message_bytes=CLIENT_RECORD_BYTES),
         TopicSpec("deliveries", "chat key", "DeliveryResult", "delete", 365 * DAY_MS, "sinks", "analytics, streams",
-                  "Final outcome of every reply."),
+                  "Final outcome of every reply.", max_message_bytes=CLIENT_RECORD_BYTES),
         TopicSpec("handoff", "chat key", "Update", "delete", 30 * DAY_MS, "streams", "human agents",
                   "Updates of chats handed to people; the bot stays silent meanwhile.",
                   max_message_bytes=WEBHOOK_RECORD_BYTES),
         TopicSpec("quarantine", "none", "QuarantineRecord", "delete", 30 * DAY_MS, "any stage", "operators",
                   "Records a stage could not decode: raw bytes and their origin.", chat_keyed=False, partitions=1,
-                  max_message_bytes=WEBHOOK_RECORD_BYTES),
+                  max_message_bytes=QUARANTINE_RECORD_BYTES),
     ]
     return out
+
+
+def spec_of(settings: CatalogSettings, suffix: str) -> TopicSpec:
+    """The catalog entry of a topic by its name without the prefix ("updates", "replies.dlq", ...)."""
+    for spec in specs(settings):
+        if spec.suffix == suffix:
+            return spec
+    raise KeyError(f"no topic {suffix!r} in the catalog")
+
+
+def record_wire_bytes(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None) -> int:
+    """A record's size as librdkafka checks it against `message.max.bytes` (an upper bound: every
+    varint counted at its widest), the measure of `TopicSpec.max_message_bytes`."""
+    size = RECORD_FRAMING_BYTES + len(key or b"") + len(value or b"")
+    for name, header_value in headers or ():
+        size += 10 + len(name.encode()) + len(header_value or b"")
+    return size
+
+
+def batch_allowance(max_record_bytes: int) -> int:
+    """What the broker's `max.message.bytes` adds to a topic's record limit: the batch header and
+    lz4's worst-case growth of incompressible data (n / 255 + 16, rounded up generously)."""
+    return RECORD_BATCH_HEADER_BYTES + max_record_bytes // 255 + 1024
+
+
+def producer_max_message_bytes(settings: CatalogSettings, suffixes: list[str]) -> int:
+    """`message.max.bytes` for a producer writing these topics: the largest of their limits."""
+    return max(spec_of(settings, s).max_message_bytes for s in suffixes)
 
 
 # The workers' RocksDB tables (app, table) -> cleanup. Declared here so `topics apply` creates their
@@ -138,7 +198,7 @@ def changelog_specs(settings: CatalogSettings) -> list[TopicSpec]:
         retention = changelog_configs(settings, app, table).get("retention.ms")
         out.append(TopicSpec(f"{app}-{table}-changelog", "table key", "JSON", cleanup,
                              int(retention) if retention else None, app, app, f"Changelog of the {table} table: {doc}.",
-                             changelog=True))
+                             changelog=True, max_message_bytes=CLIENT_RECORD_BYTES))
     return out
 
 
@@ -148,8 +208,7 @@ def catalog(settings: CatalogSettings) -> list[Topic]:
         configs = {"cleanup.policy": spec.cleanup, "min.insync.replicas": str(settings.min_insync_replicas)}
         if spec.retention_ms is not None:
             configs["retention.ms"] = str(spec.retention_ms)
-        if spec.max_message_bytes is not None:
-            configs["max.message.bytes"] = str(spec.max_message_bytes)
+        configs["max.message.bytes"] = str(spec.max_message_bytes + batch_allowance(spec.max_message_bytes))
         topics.append(Topic(spec.name(settings), spec.partitions or settings.partitions,
                             settings.replication_factor, configs, spec))
     return topics

@@ -3,8 +3,10 @@
 GET with `hub.mode=subscribe` is the subscription handshake: 200 with the raw `hub.challenge` when
 `hub.verify_token` equals the bot's verify_token, 403 otherwise. A POST
 (`entry[].changes[].value`) may carry several messages and status callbacks, possibly for several
-users: each becomes its own Update with its own chat id `{phone_number_id}/{wa_id}`, and every one
-carries the whole raw body. Message kinds: text (command when it starts with "/"), media / location /
+users: each becomes its own Update with its own chat id `{phone_number_id}/{wa_id}`. The raw body is
+stored once, on the batch's first Update; the others have an empty `raw` and
+`platform_meta["raw_update_id"]`, the update id of that first record (same request, same
+`correlation_id`) — a 1 MB batch of 300 items is 1 MB on the topic, not 300 MB. Message kinds: text (command when it starts with "/"), media / location /
 contacts (message with an attachment summary), interactive button or list replies and template
 buttons (callback), reactions (reaction), anything else (other). Statuses (sent / delivered / read /
 failed) are kind status with dedupe id `{status id}:{status}`.
@@ -48,6 +50,7 @@ from botstream.ingest.platforms.jsonfields import (
 )
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta: "payloads up to 3MB"
+RAW_POINTER = "raw_update_id"  # platform_meta of a batch's later Updates: the update id that carries `raw`
 MEDIA_TYPES = {"image": "photo", "video": "video", "audio": "audio", "document": "document", "sticker": "sticker"}
 OTHER_ATTACHMENT_TYPES = {"location": "location", "contacts": "contact"}
 INTERACTIVE_REPLIES = ("button_reply", "list_reply")
@@ -169,4 +172,14 @@ class WhatsAppAdapter:
         payload = parse_json_object(request.body)
         ctx = RequestContext(self.platform, bot.id, request.body, received_at_ms, correlation_id)
         phone_number_id = bot.secret("phone_number_id") if "phone_number_id" in bot.credentials else None
-        return accepted(normalize_whatsapp_notification(ctx, payload, phone_number_id))
+        return accepted(raw_once(normalize_whatsapp_notification(ctx, payload, phone_number_id)))
+
+
+def raw_once(updates: list[Update]) -> list[Update]:
+    """The batch's raw body on its first Update only; the others point to it (see the module docstring)."""
+    if len(updates) > 1:
+        first = updates[0]["update_id"]
+        for update in updates[1:]:
+            update["raw"] = b""
+            update["platform_meta"][RAW_POINTER] = first
+    return updates

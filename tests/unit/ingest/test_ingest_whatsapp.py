@@ -121,11 +121,12 @@ def test_multi_entry_post_with_messages_and_statuses_yields_one_update_each() ->
         ("wamid.4", "reaction", f"{PHONE}/222", "❤", "wamid.OUT"),
         ("wamid.OUT:failed", "status", f"{PHONE}/333", None, "wamid.OUT"),
     ]
-    assert all(u["raw"] == request.body for u in updates)
+    assert updates[0]["raw"] == request.body and "raw_update_id" not in updates[0]["platform_meta"]
+    assert all(u["raw"] == b"" and u["platform_meta"]["raw_update_id"] == "wamid.1" for u in updates[1:])
     assert updates[1]["attachments"] == [{"kind": "photo", "mime_type": "image/jpeg", "size": None}]
     assert updates[2]["platform_meta"]["reply_title"] == "Yes"
     assert updates[5]["platform_meta"] == {"phone_number_id": PHONE, "status": "failed", "error_code": "131047",
-                                           "error_title": "Re-engagement message"}
+                                           "error_title": "Re-engagement message", "raw_update_id": "wamid.1"}
 
 
 def test_voice_notes_template_buttons_and_unsupported_types() -> None:
