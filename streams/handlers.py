@@ -36,13 +36,14 @@ turns what it did into records.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from botstream.core.bots import BotConfig
+from botstream.core.bots import BotConfig, import_handler
+from botstream.core.errors import HandlerError
 
 Handler = Callable[["Context"], Awaitable[None]]
 JobFn = Callable[["JobContext"], Awaitable[None]]
@@ -218,10 +219,16 @@ class Bot:
         return self.default_handler
 
 
-def load_bot(import_path: str) -> Bot:
-    """Import a handler module and return its `bot` (a `Bot`)."""
-    module = importlib.import_module(import_path)
+def load_bot(import_path: str, folder: Path | None = None) -> Bot:
+    """Import a handler module and return its `bot` (a `Bot`).
+
+    The module is looked up in `folder` first (default: the bot's `handler_path`, or the folder of
+    the bots file that named it; see `botstream.core.bots.import_handler`), then in the installed
+    packages. Raises `HandlerError` (one line: the module, the error, where it looked)."""
+    module = import_handler(import_path, folder)
     bot = getattr(module, "bot", None)
     if not isinstance(bot, Bot):
-        raise TypeError(f"{import_path} has no module-level `bot = Bot()`")
+        found = "nothing" if bot is None else f"a {type(bot).__name__}"
+        raise HandlerError(f"handler {import_path!r}: the module has {found} as `bot`; "
+                           "it needs a module-level `bot = Bot()`")
     return bot

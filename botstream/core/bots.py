@@ -8,6 +8,8 @@ secret_token = "env:ECHO_WEBHOOK_SECRET"   # literal, env:NAME or file:PATH
 token = "file:/run/secrets/echo_token"
 api_base_url = "http://127.0.0.1:8090"    # default: the platform's public API
 handler = "botstream.streams.examples.echo"
+handler_path = "bots"                      # optional: the folder (relative to this file) `handler` is
+                                           # looked up in first; default: this file's folder
 [bots.limits]
 per_chat_per_second = 1.0
 [bots.integrations.llm]                    # an external API the handlers call: ctx.integrations["llm"]
@@ -31,21 +33,30 @@ half_open_probes = 1
 
 Loading resolves every credential reference and refuses the whole file on the first problem, with
 the file, line, bot and key named — a bot that cannot verify its webhooks must not half-start.
+
+A handler module is found relative to the bots file: `import_handler` looks in the bot's
+`handler_path` folder (default: the bots file's folder) before the installed packages, however the
+process was started (`botstream streams`, `python -m botstream streams`, `botstream up`'s children).
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import importlib.util
 import logging
 import re
+import sys
 import tomllib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from botstream.core.errors import ConfigError
+from botstream.core.errors import BotsFileError, ConfigError, HandlerError
 from botstream.core.secret import Secret, resolve_secret
 
 log = logging.getLogger(__name__)
@@ -75,8 +86,8 @@ DEFAULT_API_BASE = {
 }
 
 LIMIT_KEYS = {"global_per_second", "per_chat_per_second", "per_group_per_minute", "per_chat_burst"}
-BOT_KEYS = {"id", "platform", "api_base_url", "handler", "limits", "coalesce", "api_version", "fallback_text",
-            "integrations"}
+BOT_KEYS = {"id", "platform", "api_base_url", "handler", "handler_path", "limits", "coalesce", "api_version",
+            "fallback_text", "integrations"}
 # key -> (type, lower bound, bound included); the breaker's as botstream.core.breaker.CircuitBreaker checks them
 INTEGRATION_BOUNDS: dict[str, tuple[type, float, bool]] = {
     "max_concurrency": (int, 1, True), "slot_wait_s": (float, 0, True), "timeout_s": (float, 0, False),
@@ -162,6 +173,10 @@ class BotConfig:
     api_version: str = "v21.0"
     fallback_text: str | None = None
     integrations: Mapping[str, IntegrationConfig] = field(default_factory=dict)
+    #: the folder `handler` is looked up in first (`handler_path`, else the bots file's folder)
+    handler_dir: Path | None = field(default=None, compare=False)
+    #: where the bot is declared, for messages: "bots.toml:12: bot 'echo'"
+    origin: str | None = field(default=None, compare=False)
 
     def secret(self, key: str) -> str:
         """The revealed value of a credential (call at the point of use only)."""
@@ -175,7 +190,8 @@ class BotConfig:
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "platform": self.platform, "api_base_url": self.api_base_url,
-            "handler": self.handler, "coalesce": self.coalesce,
+            "handler": self.handler, "handler_dir": str(self.handler_dir) if self.handler_dir else None,
+            "coalesce": self.coalesce,
             "credentials": {k: repr(v) if isinstance(v, Secret) else v for k, v in self.credentials.items()},
             "limits": {k: v for k, v in vars(self.limits).items() if v is not None},
             "integrations": {name: i.as_dict() for name, i in self.integrations.items()},
@@ -207,11 +223,17 @@ class BotRegistry(Mapping[str, BotConfig]):
 
 
 def load_bots_file(path: Path, environ: Mapping[str, str] | None = None) -> BotRegistry:
+    """The bots file, parsed; any problem is a `BotsFileError` naming the file (and line, bot, key)."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read bots file: {exc.strerror}") from None
-    return parse_bots(text, source=path, environ=environ)
+        raise BotsFileError(f"{path}: cannot read bots file: {exc.strerror}") from None
+    try:
+        return parse_bots(text, source=path, environ=environ)
+    except BotsFileError:
+        raise
+    except ConfigError as exc:
+        raise BotsFileError(str(exc)) from None
 
 
 def parse_bots(text: str, source: Path | None = None, environ: Mapping[str, str] | None = None) -> BotRegistry:
@@ -242,6 +264,8 @@ def parse_bots(text: str, source: Path | None = None, environ: Mapping[str, str]
             raise ConfigError(f"{where}:{line_of('id')}: bot {bot.id!r}: duplicate id "
                               f"(first declared as bot #{seen[bot.id] + 1})")
         seen[bot.id] = index
+        if bot.handler is not None and bot.handler_dir is not None:
+            _HANDLER_DIRS[bot.handler] = bot.handler_dir
         bots.append(bot)
     return BotRegistry(bots, source)
 
@@ -305,6 +329,14 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
         raise fail("handler", "must be an import path such as 'botstream.streams.examples.echo'")
     if handler is not None:
         handler = current_handler_path(handler, f"{where}:{line_of('handler')}: {label}")
+    handler_path = raw.get("handler_path")
+    handler_dir = base_dir
+    if handler_path is not None:
+        if not isinstance(handler_path, str) or not handler_path:
+            raise fail("handler_path", "must be a folder, relative to the bots file or absolute")
+        handler_dir = (base_dir / handler_path) if base_dir is not None else Path(handler_path)
+        if not handler_dir.is_dir():
+            raise fail("handler_path", f"{str(handler_dir)!r} is not a folder")
     coalesce = raw.get("coalesce", True)
     if not isinstance(coalesce, bool):
         raise fail("coalesce", "must be true or false")
@@ -312,6 +344,8 @@ def _parse_bot(raw: Any, index: int, where: str, line_of: Any, environ: Mapping[
         id=bot_id, platform=platform, credentials=credentials, api_base_url=base.rstrip("/"),
         handler=handler, limits=Limits(**{k: float(v) for k, v in limits_raw.items()}), coalesce=coalesce,
         api_version=str(raw.get("api_version", "v21.0")), fallback_text=raw.get("fallback_text"),
+        handler_dir=handler_dir.resolve() if handler_dir is not None and handler is not None else None,
+        origin=f"{where}:{line_of('handler' if handler is not None else 'id')}: {label}",
     )
 
 
@@ -466,7 +500,65 @@ def load_service_bots(settings: Any) -> BotRegistry:
     from botstream.core.logs import register_secrets
 
     if settings.bots_file is None:
-        raise ConfigError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")
+        raise BotsFileError("BOTSTREAM_BOTS_FILE is not set (see deploy/bots.example.toml)")
     bots = load_bots_file(settings.bots_file)
     register_secrets(bots.all_secrets())
     return bots
+
+
+# handler import path -> the folder it is looked up in, as the last bots file loaded declared it
+_HANDLER_DIRS: dict[str, Path] = {}
+
+
+def handler_dir_of(handler: str) -> Path | None:
+    """The folder the loaded bots file says `handler` is looked up in (None: installed packages only)."""
+    return _HANDLER_DIRS.get(handler)
+
+
+def import_handler(handler: str, folder: Path | None = None) -> ModuleType:
+    """Import a bot's handler module, looking in `folder` (default: what the bots file said, see
+    `handler_dir_of`) before the installed packages.
+
+    The folder goes at the *end* of `sys.path` and only when it holds the module (`<top>.py` or a
+    `<top>/` package), so a bot folder never shadows the standard library or botstream; a module of
+    the same name found elsewhere first is refused rather than silently used. Any failure is a
+    `HandlerError` of one line: what was imported, the exception's type and message, where it looked.
+    """
+    folder = folder if folder is not None else handler_dir_of(handler)
+    top = handler.split(".", 1)[0]
+    local = _local_module(folder, top) if folder is not None else None
+    if local is not None and str(folder) not in sys.path:
+        sys.path.append(str(folder))
+        importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(handler)
+    except Exception as exc:  # the user's module may raise anything at import
+        raise HandlerError(_import_failure(handler, exc, folder)) from exc
+    if local is not None:
+        found = getattr(sys.modules.get(top), "__file__", None) or ""
+        if found and not Path(found).resolve().is_relative_to(local.resolve()):
+            raise HandlerError(f"handler {handler!r}: {top!r} was imported from {found}, not from {local} "
+                               "(another module of that name comes first on the import path; rename the bot module)")
+    return module
+
+
+def _local_module(folder: Path, top: str) -> Path | None:
+    if (folder / f"{top}.py").is_file():
+        return folder / f"{top}.py"
+    if (folder / top).is_dir():
+        return folder / top
+    return None
+
+
+def _import_failure(handler: str, exc: Exception, folder: Path | None) -> str:
+    where = f"{folder} and the installed packages" if folder is not None else "the installed packages"
+    if isinstance(exc, ModuleNotFoundError) and exc.name and (handler == exc.name or handler.startswith(exc.name + ".")):
+        hint = ""
+        if folder is not None and folder.is_dir():
+            names = [p.stem for p in folder.glob("*.py")] + [p.name for p in folder.iterdir()
+                                                                if p.is_dir() and (p / "__init__.py").exists()]
+            near = difflib.get_close_matches(exc.name.rsplit(".", 1)[-1], names, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"handler {handler!r}: no module named {exc.name!r} (looked in {where}){hint}"
+    detail = " ".join(str(exc).split())  # one line
+    return f"handler {handler!r}: {type(exc).__name__}: {detail}"

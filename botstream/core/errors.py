@@ -2,11 +2,16 @@
 
     BotstreamError
     ├── ConfigError            settings or bots file is wrong (names the key / bot / line)
+    │   ├── BotsFileError      the bots file is missing, unreadable or invalid
+    │   └── HandlerError       a bot's handler module cannot be imported or has no `bot`
+    ├── BrokerUnavailableError no Kafka broker answers at the configured address
     └── LauncherError          the embedded Kafka could not be had
         ├── JavaMissingError
         ├── JarResolveError    Maven could not resolve the broker's jars
-        ├── PortTakenError
+        ├── PortTakenError     a port botstream must listen on is taken (the broker's, or a service's)
         └── BrokerStartError   the broker exited or never became ready
+
+The command line turns each into its own exit code (`botstream.ops.exitcodes`, listed in the README).
 
 Each stage adds its own branch under `BotstreamError` (ingest's `IngestError`, the sinks'
 `SinkError`, the integrations' `IntegrationError`); the wire contract's errors live in
@@ -23,6 +28,18 @@ class BotstreamError(Exception):
 
 
 class ConfigError(BotstreamError):
+    pass
+
+
+class BotsFileError(ConfigError):
+    pass
+
+
+class HandlerError(ConfigError):
+    pass
+
+
+class BrokerUnavailableError(BotstreamError):
     pass
 
 

@@ -36,6 +36,10 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("json", "text")
 #: the logger confluent-kafka clients hand librdkafka's log lines to (see botstream.core.kafka)
 LIBRDKAFKA_LOGGER = "botstream.librdkafka"
+MASK = "**********"
+# scheme://user[:password]@ -> the user is kept (it names an account), the password masked; a token
+# written as the user alone (https://TOKEN@host) is masked whole
+_URL_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^:@/\s,]*)(?::([^@/\s,]*))?@")
 _SECRETS: set[str] = set()
 _SECRET_RE: re.Pattern[str] | None = None
 _ENCODER = json.JSONEncoder(default=str)  # one encoder, not one per line
@@ -51,7 +55,28 @@ def register_secrets(values: Iterable[str]) -> None:
 
 
 def redact(text: str) -> str:
-    return _SECRET_RE.sub("**********", text) if _SECRET_RE is not None else text
+    """`text` with the registered secrets and the passwords of URLs masked."""
+    if "://" in text and "@" in text:
+        text = mask_url(text)
+    return _SECRET_RE.sub(MASK, text) if _SECRET_RE is not None else text
+
+
+def mask_url(url: str) -> str:
+    """`url` with the password of its userinfo masked (`https://user:**********@host/`); also in a
+    comma-separated list of URLs. Anything that is no URL with credentials comes back unchanged."""
+    return _URL_USERINFO_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@" if m.group(3) is not None
+                                else f"{m.group(1)}{MASK}@", url)
+
+
+def mask_urls(value: Any) -> Any:
+    """`value` (str, or dicts and lists of them, as `config show` prints) with every URL's userinfo masked."""
+    if isinstance(value, str):
+        return mask_url(value) if "@" in value else value
+    if isinstance(value, dict):
+        return {k: mask_urls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_urls(v) for v in value]
+    return value
 
 
 def strip_control(text: str) -> str:

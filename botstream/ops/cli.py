@@ -7,15 +7,21 @@ so this module stays small and importing the CLI does not import every stage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from botstream import __version__
 from botstream.core.errors import BotstreamError
 from botstream.core.settings import Settings
+from botstream.ops.exitcodes import ExitCode, exit_code_for
+from botstream.schemas.errors import SchemaError
 
 # subcommand -> module providing `add_parser(subparsers)`; the parser sets `func(args, settings) -> int`.
 COMMANDS = {
@@ -30,11 +36,18 @@ COMMANDS = {
     "dlq": "botstream.ops.commands.dlq",
     "lag": "botstream.ops.commands.lag",
     "demo": "botstream.ops.commands.demo",
+    "new-bot": "botstream.ops.commands.newbot",
 }
 
 
+# BOTSTREAM_* variables that are not fields of Settings but are read on purpose
+OTHER_VARIABLES = ("BOTSTREAM_OTEL",)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="botstream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="botstream", description=__doc__.splitlines()[0],
+                                     epilog="Exit codes: botstream.ops.exitcodes (the README lists them).")
+    parser.add_argument("--version", action="version", version=f"botstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():
         importlib.import_module(module).add_parser(sub)
@@ -43,15 +56,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: exit code 2, argparse's
     try:
         settings = Settings.from_env()
+        for warning in unknown_variables(os.environ):
+            print(f"botstream: warning: {warning}", file=sys.stderr, flush=True)
         return int(args.func(args, settings) or 0)
-    except BotstreamError as exc:
-        print(f"botstream: error: {exc}", file=sys.stderr)
-        return 2
+    except (BotstreamError, SchemaError) as exc:
+        print(f"botstream: error: {exc}", file=sys.stderr, flush=True)
+        return int(exit_code_for(exc))
     except KeyboardInterrupt:
-        return 130
+        return int(ExitCode.INTERRUPTED)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per BOTSTREAM_* variable that is no setting, with the nearest valid name."""
+    known = {*Settings().env_names().values(), *OTHER_VARIABLES}
+    prefixed = sorted(n for n in known if n.startswith("BOTSTREAM_"))
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("BOTSTREAM_") or name in known:
+            continue
+        near = difflib.get_close_matches(name, prefixed, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else " (`botstream config show` lists the settings)"
+        out.append(f"{name} is not a botstream setting, ignored{hint}")
+    return out
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str = "print JSON instead of text") -> None:
+    """`--json` on a command that prints data: with it, stdout is JSON only."""
+    parser.add_argument("--json", action="store_true", help=what)
 
 
 def wait_for_stop() -> int:

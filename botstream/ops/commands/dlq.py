@@ -15,8 +15,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from botstream.core.errors import ConfigError
 from botstream.core.settings import Settings
+from botstream.ops.cli import add_json_flag, print_json
 
 if TYPE_CHECKING:  # the CLI imports every command module; the DLQ's Kafka clients load on use
     from botstream.schemas.codec import Codec
@@ -29,15 +29,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     ls = actions.add_parser("list", help="dead-lettered replies, newest last")
     _filters(ls)
     ls.add_argument("--all", action="store_true", help="include records already replayed")
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json_flag(ls, "one JSON object per line")
     ls.set_defaults(func=cmd_list)
     show = actions.add_parser("show", help="every DLQ record of one reply, with headers and the reply")
     show.add_argument("reply_id")
+    add_json_flag(show, "print JSON (the default for this command)")
     show.set_defaults(func=cmd_show)
     rp = actions.add_parser("replay", help="re-enqueue matching records to replies (each once)")
     _filters(rp)
     rp.add_argument("--rate", type=float, default=10.0, help="records per second (default 10)")
     rp.add_argument("--dry-run", action="store_true", help="print what would be replayed; send nothing")
+    add_json_flag(rp, "print the outcome as JSON")
     rp.set_defaults(func=cmd_replay)
 
 
@@ -45,19 +47,25 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bot", help="bot id")
     p.add_argument("--chat", help="chat key (platform:bot:chat) or chat id")
     p.add_argument("--reason", help="substring of the reason (case-insensitive)")
-    p.add_argument("--since", help="only records dead-lettered since: 2h, 30m, 7d, ISO 8601 or unix ms")
+    p.add_argument("--since", type=_since, help="only records dead-lettered since: 2h, 30m, 7d, ISO 8601 or unix ms")
+
+
+def _since(text: str) -> str:
+    """Checked when the command line is read, so a bad value is a usage error (exit code 2)."""
+    from botstream.sinks.dlq import parse_since
+
+    try:
+        parse_since(text, 0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _filter(args: argparse.Namespace, reply_id: str | None = None) -> DlqFilter:
     from botstream.sinks.dlq import DlqFilter, parse_since
 
 
-    since = None
-    if getattr(args, "since", None):
-        try:
-            since = parse_since(args.since, int(time.time() * 1000))
-        except ValueError as exc:
-            raise ConfigError(f"--since: {exc}") from None
+    since = parse_since(args.since, int(time.time() * 1000)) if getattr(args, "since", None) else None
     return DlqFilter(bot=getattr(args, "bot", None), chat=getattr(args, "chat", None),
                      reason=getattr(args, "reason", None), since_ms=since, reply_id=reply_id)
 
@@ -94,7 +102,10 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     _, _, records = _records(settings)
     found = [r.detail() for r in records if flt.matches(r)]
     if not found:
-        print(f"no DLQ record for reply {args.reply_id}")
+        if args.json:
+            print_json([])
+        else:
+            print(f"no DLQ record for reply {args.reply_id}")
         return 1
     print(json.dumps(found, indent=2, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
     return 0
@@ -107,11 +118,17 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap, codec, records = _records(settings)
     todo = [r for r in records if flt.matches(r) and not r.replayed]
     if args.dry_run:
+        if args.json:
+            print_json({"dry_run": True, "would_replay": [r.summary() for r in todo]})
+            return 0
         for r in todo:
             print(f"would replay {r.position} {r.summary()['reply_id']} ({r.reason})")
         print(f"{len(todo)} record(s) would be replayed")
         return 0
     report = replay(settings, bootstrap, todo, codec, rate=args.rate)
+    if args.json:
+        print_json({"replayed": report.replayed, "skipped": report.skipped, "errors": report.errors})
+        return 1 if report.errors else 0
     for err in report.errors:
         print(f"error: {err}")
     print(f"replayed {len(report.replayed)} record(s); skipped {len(report.skipped)} undecodable")

@@ -18,8 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from botstream.ops import preflight
     from botstream.sandbox.cli import main
 
+    preflight.port(args.host, args.port or settings.sandbox_port, "sandbox", "BOTSTREAM_SANDBOX_PORT")
     argv = ["--host", args.host, "--port", str(args.port or settings.sandbox_port)]
     if args.config:
         argv += ["--config", args.config]

@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_sinks(args: argparse.Namespace, settings: Settings) -> int:
+    from botstream.ops import preflight
     from botstream.sinks.worker import run_sinks_worker
 
     changes: dict[str, object] = {}
@@ -24,4 +25,8 @@ def cmd_sinks(args: argparse.Namespace, settings: Settings) -> int:
         changes["sinks_web_port"] = args.web_port
     if args.data_dir:
         changes["data_dir"] = args.data_dir
-    return run_sinks_worker(dataclasses.replace(settings, **changes))  # type: ignore[arg-type]
+    settings = dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+    preflight.bots(settings)
+    preflight.port(settings.web_host, settings.sinks_web_port, "sinks web server", "BOTSTREAM_SINKS_WEB_PORT")
+    preflight.broker(settings)
+    return run_sinks_worker(settings)

@@ -17,8 +17,9 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from botstream.core.bots import BotRegistry, load_bots_file
+from botstream.core.bots import BotConfig, BotRegistry, load_bots_file
 from botstream.core.settings import REPO_ROOT, Settings
+from botstream.ops import preflight
 from botstream.ops.admin import apply_catalog
 from botstream.ops.embedded_kafka import kafka_for
 from botstream.ops.supervisor import ChildSpec, Supervisor, SupervisorError
@@ -45,7 +46,16 @@ def needs_sandbox(bots: BotRegistry) -> bool:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     bots_file = args.bots or settings.bots_file or EXAMPLE_BOTS
-    bots = load_bots_file(bots_file)  # refuse a bad file before starting anything
+    # Refuse what would fail later before starting anything: the bots file, every handler, the ports.
+    bots = load_bots_file(bots_file)
+    preflight.handlers(bots)
+    ports = [("ingest", settings.ingest_host, settings.ingest_port, "BOTSTREAM_INGEST_PORT"),
+             ("streams web server", settings.web_host, settings.streams_web_port, "BOTSTREAM_STREAMS_WEB_PORT"),
+             ("sinks web server", settings.web_host, settings.sinks_web_port, "BOTSTREAM_SINKS_WEB_PORT")]
+    if needs_sandbox(bots):
+        ports.append(("sandbox", "127.0.0.1", settings.sandbox_port, "BOTSTREAM_SANDBOX_PORT"))
+    for what, host, number, setting in ports:
+        preflight.port(host, number, what, setting)
     kafka = kafka_for(settings, pick_free_port=args.free_port, tie_to_parent=True)
     bootstrap = kafka.start()
     print(f"Kafka ready at {bootstrap}", flush=True)
@@ -74,7 +84,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         code = 0 if wait_for_stop_or(sup) else 1
     except SupervisorError as exc:
         print(f"botstream up: {exc}", flush=True)
-        code = 1
+        code = exc.exit_code
     finally:
         print("stopping: ingest, then workers, then sandbox, then Kafka ...", flush=True)
         sup.stop_all(STOP_ORDER)
@@ -114,17 +124,21 @@ def print_banner(settings: Settings, bots: BotRegistry, sup: Supervisor) -> None
     lines += ["", f"Logs: {sup.log_dir}/<service>.log"]
     demo = demo_curl(bots, base)
     if demo:
-        lines += ["", "Send a signed WhatsApp message (the reply shows up in the sandbox's deliveries):", demo]
+        platform, curl = demo
+        lines += ["", f"Send a signed {platform} message (the reply shows up in the sandbox's deliveries):", curl]
     print("\n".join(lines), flush=True)
 
 
-def demo_curl(bots: BotRegistry, base: str) -> str | None:
-    """A ready-to-paste request signed with HMAC: the signature is printed, never the secret."""
+def demo_curl(bots: BotRegistry, base: str) -> tuple[str, str] | None:
+    """(platform, a ready-to-paste request) for the first WhatsApp bot (signed with HMAC: the signature
+    is printed, never the secret), else the first Telegram bot that talks to the local sandbox (its
+    webhook secret is the header, so only a sandbox bot's demo secret is ever printed)."""
     from botstream.ingest.platforms.hub_signature import hub_signature
 
     bot = next((b for b in bots.values() if b.platform == "whatsapp"), None)
     if bot is None:
-        return None
+        telegram = next((b for b in bots.values() if b.platform == "telegram" and needs_sandbox(BotRegistry([b]))), None)
+        return ("Telegram", telegram_curl(telegram, base)) if telegram is not None else None
     phone = bot.secret("phone_number_id")
     body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "demo", "changes": [{
         "field": "messages", "value": {
@@ -135,8 +149,19 @@ def demo_curl(bots: BotRegistry, base: str) -> str | None:
                           "timestamp": str(int(time.time())), "type": "text", "text": {"body": "hello botstream"}}],
         }}]}]}, separators=(",", ":"))
     signature = hub_signature(bot.secret("app_secret"), body.encode())
-    return (f"  curl -sS -X POST {base}/webhooks/whatsapp/{bot.id} \\\n"
-            f"    -H 'Content-Type: application/json' \\\n"
-            f"    -H 'X-Hub-Signature-256: {signature}' \\\n"
-            f"    -d '{body}'")
+    return "WhatsApp", (f"  curl -sS -X POST {base}/webhooks/whatsapp/{bot.id} \\\n"
+                        f"    -H 'Content-Type: application/json' \\\n"
+                        f"    -H 'X-Hub-Signature-256: {signature}' \\\n"
+                        f"    -d '{body}'")
 
+
+def telegram_curl(bot: BotConfig, base: str) -> str:
+    now = int(time.time())
+    update_id = now % 1_000_000_000
+    body = json.dumps({"update_id": update_id, "message": {
+        "message_id": update_id, "date": now, "chat": {"id": 4242, "type": "private"},
+        "from": {"id": 4242, "is_bot": False, "first_name": "Ada"}, "text": "/start"}}, separators=(",", ":"))
+    return (f"  curl -sS -X POST {base}/webhooks/telegram/{bot.id} \\\n"
+            f"    -H 'Content-Type: application/json' \\\n"
+            f"    -H 'X-Telegram-Bot-Api-Secret-Token: {bot.secret('secret_token')}' \\\n"
+            f"    -d '{body}'")
