@@ -240,7 +240,8 @@ def render(r: dict[str, Any]) -> list[str]:
     if r["core"].get("profile"):
         lines.append("  hot spots, processor core (cProfile, CPU time):")
         lines += ["    " + ln for ln in r["core"]["profile"].splitlines()[6:30] if ln.strip()]
-    for label, x in (("streams worker, throughput run", w), ("streams worker, recovery run", rec),
+    for label, x in (("streams worker, throughput run", w), ("streams worker, latency run", wl),
+                     ("streams worker, recovery run", rec),
                      ("quix peer", qx), ("pass-through", pt)):
         if isinstance(x.get("hotspots"), Summary):
             lines.append(f"  hot spots, {label} (py-spy, samples holding the GIL):")

@@ -267,13 +267,20 @@ def _warm_up(b: Bench, source: str, out_topic: str, alive: Callable[[], bool]) -
 def worker_latency(b: Bench, rate: float) -> dict[str, Any]:
     settings = b.phase_settings("lat")
     child, _, sampler = b.start("streams-latency", STREAMS, settings)
+    recorder = None
     try:
         _warm_up(b, settings.topic("updates"), settings.topic("replies"), child.alive)
+        recorder = Recorder(child.pid, b.tmp / "streams-latency.pyspy.txt") if b.plan.profile else None
         out = paced_latency(b, settings.topic("updates"), settings.topic("replies"), rate, b.plan.latency_s,
                             lambda v: CODEC.decode("reply", v)["causation_id"], child.alive)
+        if recorder is not None:
+            folded, recorder = recorder.stop(), None
+            out["hotspots"] = summarise(folded) if folded else None
         out["quarantined"] = b.probe.count(settings.topic("quarantine"))
         return out
     finally:
+        if recorder is not None:
+            recorder.stop()
         b.stop("streams-latency", child, sampler)
 
 

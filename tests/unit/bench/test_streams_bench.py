@@ -15,6 +15,7 @@ import pytest
 
 from bench import report
 from bench.streams import bench_streams, changelog, phases, quix_env, quix_peer, workload
+from bench.streams.hotspots import summarise
 from botstream.streams.app import derive_local_rows
 from botstream.streams.dedupe import parse_expiry_index_key
 from botstream.streams.processor import DEDUPE, DEDUPE_INDEX
@@ -182,6 +183,17 @@ def test_targets_are_issue_14s() -> None:
     assert (vs_quix.value, vs_quix.baseline, vs_quix.ratio, vs_quix.met) == (6000, 10_000, 0.6, True)
     assert figs["worker CPU per update"].value == pytest.approx(200.0)
     assert figs["recovery s per 1M dedupe keys"].ratio == pytest.approx(10 / 15, abs=1e-3)
+
+
+def test_profiles_of_the_runs_are_in_the_summary(tmp_path: Path) -> None:
+    folded = tmp_path / "latency.pyspy.txt"
+    folded.write_text("process 1;<module> (x.py:1);run (botstream/core/runtime.py:10);_checkpoint "
+                      "(botstream/core/runtime.py:20) 30\nprocess 1;<module> (x.py:1);poll (producer.py:5) 10\n")
+    r = result(None)
+    r["worker"]["latency"]["hotspots"] = summarise(folded)
+    text = "\n".join(bench_streams.render(bench_streams.with_ratios(r)))
+    assert "hot spots, streams worker, latency run (py-spy, samples holding the GIL):" in text and "40 samples" in text
+    assert bench_streams.jsonable(r)["worker"]["latency"]["hotspots"]["samples"] == 40
 
 
 def test_missed_and_unmeasured_targets_say_so() -> None:
