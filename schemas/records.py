@@ -235,8 +235,10 @@ CHAT_KEY_SEPARATOR = ":"
 
 
 # The `platform_meta` entries of an Update that its replies carry on (what a sink needs to answer
-# in the same conversation: Discord's interaction follow-up token, ...). Everything else stays behind.
-REPLY_META_KEYS: frozenset[str] = frozenset({"interaction_token", "application_id"})
+# in the same conversation: Discord's interaction follow-up token and application id, Slack's
+# `response_url` of a slash command or interaction, used for ephemeral answers). Everything else stays
+# behind.
+REPLY_META_KEYS: frozenset[str] = frozenset({"interaction_token", "application_id", "response_url"})
 
 
 class ChatKey(NamedTuple):

@@ -1,26 +1,46 @@
-"""Slack Events API webhooks: HMAC-signed JSON envelopes, one event each.
+"""Slack webhooks: the Events API (JSON envelopes) and interactivity (slash commands, buttons, modals,
+shortcuts: form-encoded), all HMAC-signed the same way.
 
 Signature: `X-Slack-Signature: v0=hex(HMAC-SHA256(signing_secret, "v0:" + timestamp + ":" + body))`
-with `X-Slack-Request-Timestamp` within 300 s of now (replay window). Retries carry
-`X-Slack-Retry-Num`; they are accepted like first deliveries (dedupe is downstream, on event_id).
+over the raw body as sent (JSON or form-encoded alike), with `X-Slack-Request-Timestamp` within 300 s
+of now (replay window). Retries carry `X-Slack-Retry-Num`; they are accepted like first deliveries
+(dedupe is downstream, on the signed body's id).
 
-`url_verification` is answered with its challenge as text/plain. `event_callback` envelopes whose
-event is `message` or `app_mention` become one Update (kind message, or edit / member / other by
-subtype; never command: slash commands are form-encoded POSTs to another URL). Every other envelope
-or event type is verified and ignored. Chat ids are `{team_id}/{channel}`, since ':' separates the
-parts of the chat key.
+Events API (`application/json`): `url_verification` is answered with its challenge as text/plain.
+`event_callback` envelopes whose event is `message` or `app_mention` become one Update (kind message,
+or edit / member / other by subtype), dedupe id `event_id`. Every other envelope or event type is
+verified and ignored.
+
+Interactivity (`application/x-www-form-urlencoded`; Slack needs the 200 within 3 s, which ingest
+sends as soon as the record is durable, with an empty body so nothing is shown in Slack's place):
+
+- a slash command is the form itself (`command`, `text`, `team_id`, `channel_id`, `user_id`,
+  `response_url`, `trigger_id`, ...): kind command, text `"/ask what is x"`;
+- components come as one `payload` field holding JSON: `block_actions` (text: the action's value,
+  else its selected option's value, else its action_id), `view_submission` (text: the view's
+  callback_id; its input values as JSON in platform_meta `view_state`), `shortcut` and
+  `message_action` (text: the callback_id) become kind callback; other payload types
+  (`view_closed`, `block_suggestion`, ...) and `ssl_check` probes are verified and ignored.
+
+Their dedupe id is the payload's `trigger_id` (unique per invocation, inside the signed body). The
+`response_url` is kept in platform_meta and travels with the replies (`REPLY_META_KEYS`), so a bot can
+answer ephemerally through it. Chat ids are `{team_id}/{channel}`, since ':' separates the parts of the
+chat key; an interaction outside any channel (a modal, a global shortcut, the Home tab) is the user's
+own conversation with the app, `{team_id}/{user_id}` (chat.postMessage to a user id posts there).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from botstream.core.bots import BotConfig
-from botstream.ingest.errors import BadRequest, Unauthorized
+from botstream.ingest.errors import BadRequest, Unauthorized, UnsupportedMediaType
 from botstream.ingest.platforms.base import (
     HandshakeResponse,
     Outcome,
@@ -58,7 +78,10 @@ SUBTYPE_KINDS = {
     "group_join": "member", "group_leave": "member",
 }
 CHANNEL_TYPES = {"im": "private", "mpim": "group", "channel": "group", "group": "group"}
-CHANNEL_PREFIX_TYPES = {"D": "private", "C": "group", "G": "group"}
+CHANNEL_PREFIX_TYPES = {"D": "private", "C": "group", "G": "group", "U": "private", "W": "private"}
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 64  # a slash command has ~15; more is not Slack
+CALLBACK_PAYLOADS = ("block_actions", "view_submission", "shortcut", "message_action")
 _SLACK_TS = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,9}))?")
 
 
@@ -146,6 +169,102 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return clean_text(value) if value else None
 
 
+def media_type(headers: Mapping[str, str]) -> str:
+    """The request's media type, lower-cased, without parameters (415 when there is none)."""
+    value = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if not value:
+        raise UnsupportedMediaType("content_type_missing", "Content-Type application/json or form required")
+    return value
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """A form-encoded body (verified) as a dict; 400 when it is not one."""
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
+                              max_num_fields=MAX_FORM_FIELDS))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("malformed_form", "body is not a form") from None
+
+
+def normalize_slack_form(ctx: RequestContext, form: dict[str, str]) -> list[Update]:
+    """Interactivity: a slash command (the form itself) or a component (its `payload` field)."""
+    if "payload" in form:
+        try:
+            payload = json.loads(form["payload"])
+        except ValueError:
+            raise BadRequest("malformed_json", "payload is not JSON") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("json_not_object", "payload is not a JSON object")
+        return normalize_slack_interaction(ctx, payload)
+    if "command" in form:
+        return [normalize_slash_command(ctx, form)]
+    return []  # ssl_check probes, and anything else Slack may add: verified, nothing to do
+
+
+def normalize_slash_command(ctx: RequestContext, form: dict[str, str]) -> Update:
+    fields = {k: clean_text(v) for k, v in form.items()}
+    trigger_id, team_id, channel = fields.get("trigger_id"), fields.get("team_id"), fields.get("channel_id")
+    if not trigger_id:
+        raise BadRequest("missing_update_id", "slash command without trigger_id")
+    if not team_id or not channel:
+        raise BadRequest("missing_chat_id", "slash command without team_id or channel_id")
+    command = fields.get("command") or ""
+    text = f"{command} {fields.get('text') or ''}".strip()
+    return ctx.update(
+        chat_id=f"{team_id}/{channel}", chat_type=CHANNEL_PREFIX_TYPES.get(channel[:1], "unknown"),
+        update_id=trigger_id, kind="command", user_id=fields.get("user_id") or None, text=text or None,
+        platform_meta=compact_meta(
+            event_type="slash_command", command=command or None, team_id=team_id, channel=channel,
+            response_url=fields.get("response_url") or None, trigger_id=trigger_id,
+            api_app_id=fields.get("api_app_id") or None, enterprise_id=fields.get("enterprise_id") or None),
+    )
+
+
+def normalize_slack_interaction(ctx: RequestContext, payload: dict[str, Any]) -> list[Update]:
+    """block_actions, view_submission, shortcut and message_action as callback Updates; none for others."""
+    kind = get_str(payload, "type")
+    if kind not in CALLBACK_PAYLOADS:
+        return []
+    trigger_id = get_str(payload, "trigger_id")
+    if trigger_id is None:
+        raise BadRequest("missing_update_id", f"Slack {kind} without trigger_id")
+    team_id = get_str(get_dict(payload, "team"), "id") or get_str(get_dict(payload, "user"), "team_id")
+    user_id = get_str(get_dict(payload, "user"), "id")
+    container = get_dict(payload, "container") or {}
+    view = get_dict(payload, "view") or {}
+    message = get_dict(payload, "message") or {}
+    response_urls = get_dicts(payload, "response_urls")  # view_submission with response_url_enabled inputs
+    channel = (get_str(get_dict(payload, "channel"), "id") or get_str(container, "channel_id")
+               or get_str(response_urls[0] if response_urls else None, "channel_id") or user_id)
+    if team_id is None or channel is None:
+        raise BadRequest("missing_chat_id", f"Slack {kind} without team or channel")
+    action = (get_dicts(payload, "actions") or [{}])[0]
+    if kind == "block_actions":
+        text = (get_str(action, "value") or get_str(get_dict(action, "selected_option"), "value")
+                or get_str(action, "action_id"))
+    elif kind == "view_submission":
+        text = get_str(view, "callback_id")
+    else:
+        text = get_str(payload, "callback_id")
+    state = get_dict(get_dict(view, "state"), "values")
+    message_ts = get_str(message, "ts") or get_str(container, "message_ts") or get_str(payload, "message_ts")
+    return [ctx.update(
+        chat_id=f"{team_id}/{channel}", chat_type=CHANNEL_PREFIX_TYPES.get(channel[:1], "unknown"),
+        update_id=trigger_id, kind="callback", user_id=user_id, text=text, reply_to=message_ts,
+        thread_id=get_str(message, "thread_ts"),
+        platform_ts_ms=slack_ts_ms(get_str(action, "action_ts") or get_str(payload, "action_ts")),
+        platform_meta=compact_meta(
+            event_type=kind, team_id=team_id, channel=channel, trigger_id=trigger_id,
+            response_url=get_str(payload, "response_url") or get_str(response_urls[0] if response_urls else None,
+                                                                     "response_url"),
+            action_id=get_str(action, "action_id"), block_id=get_str(action, "block_id"), message_ts=message_ts,
+            callback_id=get_str(payload, "callback_id") or get_str(view, "callback_id"),
+            view_id=get_str(view, "id"), private_metadata=get_str(view, "private_metadata"),
+            view_state=json.dumps(state, separators=(",", ":"), ensure_ascii=False) if state else None,
+            api_app_id=get_str(payload, "api_app_id")),
+    )]
+
+
 class SlackAdapter:
     platform = "slack"
     max_body_bytes: int | None = None
@@ -157,9 +276,11 @@ class SlackAdapter:
         headers = request.headers
         verify_slack_signature(bot.secret("signing_secret"), headers.get(TIMESTAMP_HEADER), request.body,
                                headers.get(SIGNATURE_HEADER), now)
+        ctx = RequestContext(self.platform, bot.id, request.body, received_at_ms, correlation_id)
+        if media_type(headers) == FORM:
+            return accepted(normalize_slack_form(ctx, parse_form(request.body)))
         check_content_type(headers)
         payload = parse_json_object(request.body)
         if get_str(payload, "type") == "url_verification":
             return url_verification_response(payload)
-        ctx = RequestContext(self.platform, bot.id, request.body, received_at_ms, correlation_id)
         return accepted(normalize_slack_event(ctx, payload, headers))

@@ -186,7 +186,9 @@ def test_malformed_json_and_wrong_content_type() -> None:
         handle(post(b'{"type": "event_callback",'))
     assert caught.value.reason == "malformed_json"
     with pytest.raises(UnsupportedMediaType):
-        handle(post(b"payload=%7B%7D", content_type="application/x-www-form-urlencoded"))
+        handle(post(b"payload=%7B%7D", content_type="text/plain"))
+    with pytest.raises(UnsupportedMediaType):
+        handle(post(b"payload=%7B%7D", content_type=""))
 
 
 def test_a_colon_in_team_or_channel_cannot_break_the_chat_key() -> None:
