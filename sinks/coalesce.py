@@ -74,6 +74,10 @@ def _mergeable(reply: Mapping[str, Any]) -> bool:
 
 
 def _same_message(first: Mapping[str, Any], reply: Mapping[str, Any]) -> bool:
+    # Replies to different Slack interactions never share a message: an ephemeral one goes to its own
+    # response_url, which shows it to the one user who acted.
     return (reply.get("reply_to") is None
             and reply.get("thread_id") == first.get("thread_id")
-            and (reply.get("options") or {}) == (first.get("options") or {}))
+            and (reply.get("options") or {}) == (first.get("options") or {})
+            and (reply.get("platform_meta") or {}).get("response_url")
+            == (first.get("platform_meta") or {}).get("response_url"))

@@ -1,17 +1,30 @@
-"""Slack Web API: chat.postMessage / chat.update, and what its answers mean.
+"""Slack Web API: chat.postMessage / chat.update, answers through a `response_url`, and what their
+answers mean.
 
 Slack reports most failures as HTTP 200 with `{"ok": false, "error": "<code>"}`, so the status alone
 says little; rate limits come as 429 with a `Retry-After` header. Slack has no typing indicator for
 bots over the Web API, so typing replies are `UnsupportedReply` (the shell records them as skipped).
+
+Ephemeral answers (only the user who acted sees them): a reply whose options ask for one
+(`response_type="ephemeral"`, or `ephemeral="true"` as for Discord) is posted to the `response_url`
+of the slash command or interaction it answers (carried in the reply's `platform_meta`), as
+`{"text", "response_type": "ephemeral", "replace_original": false}`; the URL itself authenticates,
+so no token is sent, and its secret path is masked in logs. Slack accepts a response_url up to five
+times within 30 minutes and answers a plain `ok` (errors as a short text code, e.g. `used_url`,
+`expired_url`, `no_text`). We post only to `https://hooks.slack.com/...` or under the bot's own
+`api_base_url` (a proxy, the sandbox): the URL comes from the webhook, and the sinks must not be
+turned into a client of any other host. An ephemeral reply without a response_url is refused
+(`InvalidReply`) rather than posted for everyone to see. Every other reply goes in channel.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from botstream.core.bots import BotConfig
-from botstream.sinks.errors import UnsupportedReply
+from botstream.sinks.errors import InvalidReply, UnsupportedReply
 from botstream.sinks.outcomes import Delivered, Outcome, Permanent, Retryable, Wait
 from botstream.sinks.platforms.base import (
     InboundResponse,
@@ -32,6 +45,9 @@ DEFAULT_RETRY_AFTER_S = 1.0
 RETRYABLE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout",
                               "team_added_to_org"})
 BOOLEAN_OPTIONS = ("mrkdwn", "unfurl_links", "unfurl_media", "reply_broadcast")
+RESPONSE_URL_HOSTS = ("https://hooks.slack.com/",)
+RESPONSE_URL_FLAGS = ("replace_original", "delete_original")
+_TEXT_CODE = re.compile(rb"[a-z_]{2,64}")
 
 
 def build_request(bot: BotConfig, reply: Mapping[str, Any]) -> OutboundRequest:
@@ -44,6 +60,8 @@ def build_request(bot: BotConfig, reply: Mapping[str, Any]) -> OutboundRequest:
     kind = reply.get("kind", "text")
     if kind == "typing":
         raise UnsupportedReply("Slack's Web API has no typing indicator for bots")
+    if kind != "edit" and wants_ephemeral(options(reply)):
+        return response_url_request(bot, reply)
     token = credential(bot, "bot_token")
     _team, channel = split_chat_id(reply, '"{team_id}/{channel}"')
     body: dict[str, Any] = {"channel": channel}
@@ -75,6 +93,44 @@ def build_request(bot: BotConfig, reply: Mapping[str, Any]) -> OutboundRequest:
     return OutboundRequest("POST", f"{bot.api_base_url}/api/{method}", headers, body, redact=(token,))
 
 
+def wants_ephemeral(opts: Mapping[str, str]) -> bool:
+    return opts.get("response_type", "").strip().lower() == "ephemeral" or option_flag(opts.get("ephemeral", ""))
+
+
+def response_url_request(bot: BotConfig, reply: Mapping[str, Any]) -> OutboundRequest:
+    """An ephemeral answer through the response_url of the update the reply answers."""
+    url = str((reply.get("platform_meta") or {}).get("response_url") or "")
+    if not url:
+        raise InvalidReply(f"reply {reply.get('reply_id')!r}: an ephemeral Slack answer needs the response_url "
+                           "of a slash command or interaction (this update has none)")
+    allowed = (*RESPONSE_URL_HOSTS, f"{bot.api_base_url}/") if bot.api_base_url else RESPONSE_URL_HOSTS
+    if not url.startswith(allowed):
+        raise InvalidReply(f"reply {reply.get('reply_id')!r}: response_url is not on hooks.slack.com "
+                           "nor under the bot's api_base_url")
+    body: dict[str, Any] = {"response_type": "ephemeral", "replace_original": False}
+    markup = parsed_markup(reply)
+    text = reply.get("text")
+    if markup is None:
+        body["text"] = required(reply, "text", "for a message without blocks")
+    else:
+        if text:
+            body["text"] = text
+        if isinstance(markup, list):
+            body["blocks"] = markup
+        elif isinstance(markup, dict):
+            body.update(markup)
+    opts = options(reply)
+    for flag in RESPONSE_URL_FLAGS:
+        if flag in opts:
+            body[flag] = option_flag(opts[flag])
+    if reply.get("thread_id"):
+        body["thread_ts"] = reply["thread_id"]
+    headers = common_headers(reply)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    secret_path = url.rstrip("/").rsplit("/", 1)[-1]  # the URL's own credential
+    return OutboundRequest("POST", url, headers, body, redact=(secret_path,))
+
+
 def classify(response: InboundResponse) -> Outcome:
     """Slack's answer as an outcome.
 
@@ -83,6 +139,12 @@ def classify(response: InboundResponse) -> Outcome:
     """
     body = response.json_object()
     error = str(body.get("error") or "")
+    if not body and response.body:  # a response_url answers in plain text: "ok", or an error code
+        text = response.body.strip()
+        if response.status == 200 and text == b"ok":
+            return Delivered(None)
+        if _TEXT_CODE.fullmatch(text):
+            error = text.decode()
     if response.status == 429 or error == "ratelimited":
         return Wait(response.retry_after_s(DEFAULT_RETRY_AFTER_S), "chat")
     if response.status >= 500:
