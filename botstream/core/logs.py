@@ -32,8 +32,6 @@ from typing import Any
 CONTEXT_FIELDS = ("service", "bot", "chat_key", "correlation_id", "reply_id", "update_id", "platform",
                   "topic", "partition", "offset", "reason", "status", "attempt", "delay_s",
                   "what", "counts", "total", "interval_s", "rate_per_s", "kafka_facility", "kafka_client")
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("json", "text")
 #: the logger confluent-kafka clients hand librdkafka's log lines to (see botstream.core.kafka)
 LIBRDKAFKA_LOGGER = "botstream.librdkafka"
 MASK = "**********"

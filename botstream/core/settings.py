@@ -24,6 +24,8 @@ def setting(default: Any, doc: str, env: str | None = None, choices: tuple[str, 
     return field(default=default, metadata={"doc": doc, "env": env, "choices": choices})
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
@@ -92,8 +94,8 @@ class Settings:
     # Sandbox
     sandbox_port: int = setting(8090, "Port of the platform sandbox.")
     # Observability
-    log_level: str = setting("INFO", "Log level.")
-    log_format: str = setting("json", "json (structured lines) or text.")
+    log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.", choices=LOG_LEVELS)
+    log_format: str = setting("json", "json (structured lines) or text.", choices=LOG_FORMATS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,8 +107,11 @@ class Settings:
             if name in env and env[name] != "":
                 values[f.name] = _convert(env[name], hints[f.name], name, env)
                 choices = f.metadata.get("choices")
-                if choices and values[f.name] not in choices:
-                    raise ConfigError(f"{name}: {env[name]!r} is not one of {', '.join(choices)}")
+                if choices:  # a closed set: any case is read, the value kept as the set spells it
+                    spelled = {c.lower(): c for c in choices}.get(str(values[f.name]).lower())
+                    if spelled is None:
+                        raise ConfigError(f"{name}: {env[name]!r} is not one of {', '.join(choices)}")
+                    values[f.name] = spelled
         values.update(overrides)
         return cls(**values)
 

@@ -71,14 +71,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """One warning per BOTSTREAM_* variable that is no setting, with the nearest valid name."""
+    prefix = "BOTSTREAM_"
     known = {*Settings().env_names().values(), *OTHER_VARIABLES}
-    prefixed = sorted(n for n in known if n.startswith("BOTSTREAM_"))
+    suffixes = sorted(n[len(prefix):] for n in known if n.startswith(prefix))  # the shared prefix is no likeness
     out = []
     for name in sorted(environ):
-        if not name.startswith("BOTSTREAM_") or name in known:
+        if not name.startswith(prefix) or name in known:
             continue
-        near = difflib.get_close_matches(name, prefixed, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]}?" if near else " (`botstream config show` lists the settings)"
+        near = difflib.get_close_matches(name[len(prefix):], suffixes, n=1, cutoff=0.6)
+        hint = f"; did you mean {prefix}{near[0]}?" if near else " (`botstream config show` lists the settings)"
         out.append(f"{name} is not a botstream setting, ignored{hint}")
     return out
 
