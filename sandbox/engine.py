@@ -17,6 +17,7 @@ from botstream.sandbox.faults import NO_FAULT, FaultDecision, chat_fault, decide
 from botstream.sandbox.http import Headers, Reply, Request, json_reply
 from botstream.sandbox.ledger import DeliveryLedger
 from botstream.sandbox.platforms import DiscordApi, PlatformApi, SlackApi, TelegramApi, WhatsAppApi
+from botstream.sandbox.platforms.slack import RESPONSE_URL_PREFIXES as SLACK_RESPONSE_URL_PREFIXES
 from botstream.sandbox.stats import SandboxStats
 from botstream.sandbox.upstream import Upstream
 
@@ -92,7 +93,7 @@ class SandboxEngine:
             return self.telegram
         if path.startswith("/api/v"):
             return self.discord
-        if path.startswith("/api/"):
+        if path.startswith("/api/") or path.startswith(SLACK_RESPONSE_URL_PREFIXES):
             return self.slack
         if path.startswith("/v") and path.endswith("/messages"):
             return self.whatsapp

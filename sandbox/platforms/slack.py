@@ -1,13 +1,25 @@
-"""Slack Web API: `POST /api/chat.postMessage`.
+"""Slack Web API: `POST /api/chat.postMessage`, and the `response_url` of slash commands and interactions.
 
 Slack reports failures as `{"ok":false,"error":"<code>"}` on HTTP 200; only rate limiting uses a
 status (429 with `Retry-After`). Auth is `Authorization: Bearer xox?-...` or a `token` form field.
+
+response_url: Slack hands one out in every slash command and interaction payload
+(`https://hooks.slack.com/commands/T…/…/…`); posting JSON `{"text", "response_type", ...}` to it
+answers in that conversation, ephemeral (only the user who acted sees it; the default) or
+`in_channel`, at most five times within 30 minutes, answered with a plain `ok`. The sandbox serves
+`POST /commands|actions|app/{team_id}/{channel}/{secret}`: `response_url(base, team, channel)` mints
+one for test payloads (the channel sits where Slack keeps an opaque id, so the delivery is recorded
+under it). No token is needed (the URL is the credential), no rate limit applies (whatever `limits.slack` says); a sixth use
+answers 404 `used_url`, one more than 30 minutes after the first 404 `expired_url`, and a body with
+neither text nor blocks 400 `no_text` (status codes of these errors: our choice, Slack documents the
+codes' meaning, not their status).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from typing import Any
 
 from botstream.sandbox.config import SandboxConfig, SlackLimits
@@ -17,11 +29,17 @@ from botstream.sandbox.identity import short_id
 from botstream.sandbox.limits import TokenBucket, whole_seconds
 from botstream.sandbox.platforms.base import ALLOWED, Accepted, LimitVerdict, SendAttempt
 
-__all__ = ["SlackApi", "MAX_TEXT", "format_ts"]
+__all__ = ["SlackApi", "MAX_TEXT", "RESPONSE_URL_PREFIXES", "format_ts", "response_url"]
 
 MAX_TEXT = 40_000
 TOKEN_RE = re.compile(r"xox[abpe]-[A-Za-z0-9-]+")
 POST_MESSAGE = "/api/chat.postMessage"
+RESPONSE_URL_PREFIXES = ("/commands/", "/actions/", "/app/")
+RESPONSE_URL_USES = 5
+RESPONSE_URL_LIFETIME_S = 30 * 60
+RESPONSE_TYPES = ("ephemeral", "in_channel")
+_TEXT_CT = ((b"content-type", b"text/plain; charset=utf-8"),)
+_PATH = "__response_url_path__"  # kept with a response_url attempt's params, for its use count
 _POSTED = (
     b'{"ok":true,"channel":%s,"ts":"%s","message":{"type":"message","subtype":"bot_message",'
     b'"text":%s,"ts":"%s","bot_id":"B%s","user":"U%s"}}'
@@ -30,6 +48,15 @@ _POSTED = (
 
 def error(code: str, status: int = 200, headers: tuple[tuple[bytes, bytes], ...] = ()) -> Reply:
     return json_reply(status, {"ok": False, "error": code}, headers)
+
+
+def text_reply(status: int, body: str) -> Reply:
+    return Reply(status, body.encode(), _TEXT_CT)
+
+
+def response_url(base_url: str, team_id: str, channel: str, kind: str = "commands") -> str:
+    """A response_url this sandbox accepts, for the payload of a test slash command or interaction."""
+    return f"{base_url.rstrip('/')}/{kind}/{team_id}/{channel}/{secrets.token_hex(12)}"
 
 
 def format_ts(micros: int) -> str:
@@ -53,8 +80,11 @@ class SlackApi:
     def reset(self) -> None:
         self._last_ts: dict[tuple[str, str], int] = {}
         self._buckets = {}
+        self._response_urls: dict[str, tuple[float, int]] = {}  # path -> (first use, uses)
 
     def parse(self, req: Request) -> SendAttempt | Reply:
+        if req.path.startswith(RESPONSE_URL_PREFIXES):
+            return self._parse_response_url(req)
         if req.path != POST_MESSAGE:
             return json_reply(404, {"ok": False, "error": "unknown_method", "req_method": req.path[5:]})
         params = read_params(req)
@@ -86,7 +116,40 @@ class SlackApi:
         params["blocks"] = blocks
         return SendAttempt("chat.postMessage", short_id(token), channel, text, params)
 
+    def _parse_response_url(self, req: Request) -> SendAttempt | Reply:
+        parts = req.path.split("/")  # ["", kind, team, channel, secret]
+        if len(parts) != 5 or not all(parts[2:]):
+            return text_reply(404, "invalid_url")
+        _, _kind, _team, channel, secret = parts
+        params = read_params(req)
+        if params is None:
+            return text_reply(400, "invalid_payload")
+        response_type = str(params.get("response_type") or "ephemeral")
+        if response_type not in RESPONSE_TYPES:
+            return text_reply(400, "invalid_payload")
+        text = params.get("text")
+        text = "" if text is None else str(text)
+        if not text and not params.get("blocks") and not params.get("delete_original"):
+            return text_reply(400, "no_text")
+        if len(text) > MAX_TEXT:
+            return text_reply(400, "msg_too_long")
+        params[_PATH] = req.path
+        return SendAttempt(f"response_url:{response_type}", short_id(secret), channel, text, params)
+
+    def _use_response_url(self, path: str, wall: float) -> Reply | None:
+        """Count a use of a response_url; the refusal when it is used up or expired."""
+        first, uses = self._response_urls.get(path, (wall, 0))
+        if uses >= RESPONSE_URL_USES:
+            return text_reply(404, "used_url")
+        if wall - first > RESPONSE_URL_LIFETIME_S:
+            return text_reply(404, "expired_url")
+        self._response_urls[path] = (first, uses + 1)
+        return None
+
     def check_limits(self, attempt: SendAttempt, now: float, wall: float) -> LimitVerdict:
+        if _PATH in attempt.params:  # a response_url: no rate limit, but five uses in 30 minutes
+            refusal = self._use_response_url(attempt.params[_PATH], wall)
+            return ALLOWED if refusal is None else LimitVerdict(refusal, "response_url")
         lim = self._limits
         if not lim.enabled:
             return ALLOWED
@@ -112,6 +175,8 @@ class SlackApi:
         return error("internal_error", status)
 
     def accept(self, attempt: SendAttempt, now: float, wall: float) -> Accepted:
+        if attempt.method.startswith("response_url:"):
+            return Accepted("", text_reply(200, "ok"))
         key = (attempt.bot, attempt.chat)
         micros = max(int(wall * 1_000_000), self._last_ts.get(key, 0) + 1)
         self._last_ts[key] = micros
