@@ -20,6 +20,7 @@ RETRY_NOT_BEFORE = "x-botstream-not-before"    # unix ms before which the reply 
 RETRY_FIRST_ERROR = "x-botstream-first-error"  # why the first attempt failed (at most 1000 bytes)
 RETRY_LAST_ERROR = "x-botstream-last-error"    # why the latest attempt failed (at most 1000 bytes)
 RETRY_ORIGIN = "x-botstream-origin"            # where the reply first failed: "topic/partition@offset"
+RETRY_HOP = "x-botstream-hop"                  # which hop of the chain this record is: "<reply id>/<attempt>"
 DLQ_REASON = "x-botstream-dlq-reason"          # why the reply was dead-lettered
 DLQ_OUTCOME = "x-botstream-dlq-outcome"        # failed_permanent | dead_lettered
 DLQ_AT = "x-botstream-dlq-at"                  # unix ms it was dead-lettered
@@ -30,5 +31,5 @@ REPLAYED_TO = "x-botstream-replayed-to"        # on a DLQ marker: "replies-topic
 
 __all__ += [
     "DLQ_AT", "DLQ_OUTCOME", "DLQ_REASON", "REPLAYED", "REPLAYED_AT", "REPLAYED_TO", "REPLAY_OF",
-    "RETRY_ATTEMPT", "RETRY_FIRST_ERROR", "RETRY_LAST_ERROR", "RETRY_NOT_BEFORE", "RETRY_ORIGIN",
+    "RETRY_ATTEMPT", "RETRY_FIRST_ERROR", "RETRY_HOP", "RETRY_LAST_ERROR", "RETRY_NOT_BEFORE", "RETRY_ORIGIN",
 ]

@@ -1,7 +1,7 @@
 """One lock per chat, shared by the agents of `replies` and of every retry level.
 
-Each agent runs its chats in order (ChatScheduler), but a chat's new replies and its retry records
-come from different topics, so two agents may act on one chat at once. The hold/release state of a
+Each lane runs its chats in order (`botstream.core.chats.ChatRunner`), but a chat's new replies and its
+retry records are in different lanes, so both may act on one chat at once. The hold/release state of a
 chat is read-modify-write, and a chat must have one send in flight at a time (order), so every step
 that touches a chat runs under its lock. Locks exist only while someone holds or waits for them.
 """

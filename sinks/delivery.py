@@ -34,19 +34,19 @@ from typing import Any, Literal, TypeAlias
 
 from botstream.core.bots import BotConfig, BotRegistry
 from botstream.core.breaker import CircuitBreaker, counts_as_failure
+from botstream.core.generation import Generation
 from botstream.core.tracing import span
 from botstream.sinks import metrics
 from botstream.sinks.budget import Budgets
 from botstream.sinks.coalesce import coalesce, merged_reply
 from botstream.sinks.errors import SinkError, UnsupportedReply
-from botstream.sinks.generation import Generation
 from botstream.sinks.ledger import DeliveryLedger, LedgerEntry
 from botstream.sinks.outcomes import Delivered, Moved, Outcome, Permanent, Retryable, Wait, describe_outcome
 from botstream.sinks.platforms import adapter_for
 from botstream.sinks.platforms.discord import rate_limit_headers
 from botstream.sinks.ratelimit import BotLimiter
 from botstream.sinks.results import log_fields
-from botstream.sinks.retry import RetryPolicy, ToDLQ, ToRetry, prepare_retry, redirected
+from botstream.sinks.retry import RetryChain, ToDLQ, ToRetry, prepare_retry, redirected
 from botstream.sinks.sender import HttpSender
 
 __all__ = ["DeadLetter", "Duplicate", "Park", "ReplyDeliverer", "Sent", "Skipped", "Verdict"]
@@ -112,7 +112,7 @@ class _TooLong(Exception):  # noqa: N818 - internal signal
 
 
 class ReplyDeliverer:
-    def __init__(self, bots: BotRegistry, sender: HttpSender, budgets: Budgets, policy: RetryPolicy,
+    def __init__(self, bots: BotRegistry, sender: HttpSender, budgets: Budgets, policy: RetryChain,
                  generation: Generation, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, rng: random.Random | None = None,
                  breaker_factory: Callable[[], CircuitBreaker] = CircuitBreaker,
@@ -129,6 +129,7 @@ class ReplyDeliverer:
         self._breaker_factory = breaker_factory
         self._sleep = sleep or generation.sleep  # (seconds, generation): raises Abandoned when it ends
         self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+        self._breaker_shown: dict[tuple[str, str], str] = {}
         self._moved: OrderedDict[str, str] = OrderedDict()
         self.long_wait_s = long_wait_s
         self.inline_waits = inline_waits
@@ -287,6 +288,8 @@ class ReplyDeliverer:
         while len(self._moved) > MOVED_CHATS_KEPT:
             self._moved.popitem(last=False)
 
-    @staticmethod
-    def _breaker_gauge(bot: BotConfig, breaker: CircuitBreaker) -> None:
-        metrics.BREAKER_STATE.labels(bot.platform, bot.id).set(metrics.BREAKER_VALUES[breaker.state])
+    def _breaker_gauge(self, bot: BotConfig, breaker: CircuitBreaker) -> None:
+        key = (bot.platform, bot.id)
+        if self._breaker_shown.get(key) != breaker.state:  # a gauge write takes a lock: only on changes
+            self._breaker_shown[key] = breaker.state
+            metrics.BREAKER_STATE.labels(*key).set(metrics.BREAKER_VALUES[breaker.state])

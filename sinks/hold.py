@@ -19,8 +19,9 @@ worker, plain dicts in tests):
     is_live(r)    is this retry-topic record the blocker's current hop? Anything else is stale
                   (a duplicate written before a crash, or a hop already resolved).
     lost_hop(...) the blocker, when an undecodable record of a retry topic is exactly its live hop
-                  (level, partition and offset are noted when the hop is written): that reply can
-                  no longer be read, and the chat must not wait for it forever.
+                  (its level, and the hop header `x-botstream-hop: <reply id>/<attempt>` every retry
+                  record carries): that reply can no longer be read, and the chat must not wait for
+                  it forever.
     unblock()     the blocker was delivered or dead-lettered
     head()/peek() the held replies to release next, in order; release(n) drops n of them once they
                   are delivered (or parked / dead-lettered)
@@ -37,7 +38,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Admission", "Blocker", "ChatHold", "HoldBack", "held_key"]
+__all__ = ["Admission", "Blocker", "ChatHold", "HoldBack", "held_key", "hop_id"]
 
 
 class Admission(enum.Enum):
@@ -55,19 +56,18 @@ class Blocker:
     attempt: int
     level: int
     not_before_ms: int
-    written_at: tuple[int, int] | None = None  # (partition, offset) of the live hop on its retry topic
+
+    @property
+    def hop(self) -> str:
+        """The hop header of its live retry record."""
+        return hop_id(self.reply_id, self.attempt)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.reply_id, "a": self.attempt, "l": self.level, "nb": self.not_before_ms}
-        if self.written_at is not None:
-            out["w"] = list(self.written_at)
-        return out
+        return {"id": self.reply_id, "a": self.attempt, "l": self.level, "nb": self.not_before_ms}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Blocker:
-        written = raw.get("w")
-        return cls(str(raw["id"]), int(raw["a"]), int(raw["l"]), int(raw["nb"]),
-                   (int(written[0]), int(written[1])) if written else None)
+        return cls(str(raw["id"]), int(raw["a"]), int(raw["l"]), int(raw["nb"]))
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,11 @@ class ChatHold:
         blocker = raw.get("b")
         return cls(Blocker.from_json(blocker) if blocker else None, int(raw.get("h", 0)), int(raw.get("t", 0)),
                    int(raw.get("s", -1)))
+
+
+def hop_id(reply_id: str, attempt: int) -> str:
+    """Which hop of the retry chain a retry record is: "<reply id>/<attempt>" (its hop header)."""
+    return f"{reply_id}/{attempt}"
 
 
 def held_key(chat: str, index: int) -> bytes:
@@ -132,10 +137,8 @@ class HoldBack:
         self._write(chat, ChatHold(st.blocker, st.head, st.tail + 1, last_seq))
         return Admission.HOLD
 
-    def block(self, chat: str, reply: Mapping[str, Any], level: int,
-              written_at: tuple[int, int] | None = None) -> None:
-        """`reply` (as written to retry level `level`, at (partition, offset) `written_at`) is now the
-        chat's one reply in the chain."""
+    def block(self, chat: str, reply: Mapping[str, Any], level: int) -> None:
+        """`reply` (as written to retry level `level`) is now the chat's one reply in the chain."""
         st = self.state(chat)
         head = st.head
         current = self.head(chat) if st.held else None
@@ -143,7 +146,7 @@ class HoldBack:
             self._held.pop(held_key(chat, head), None)
             head += 1
         blocker = Blocker(str(reply["reply_id"]), int(reply.get("attempt") or 0), level,
-                          int(reply.get("not_before_ms") or 0), written_at)
+                          int(reply.get("not_before_ms") or 0))
         seq = int(reply.get("chat_seq") or 0)
         self._write(chat, ChatHold(blocker, head, st.tail, max(st.last_seq, seq)))
 
@@ -152,16 +155,15 @@ class HoldBack:
         return (blocker is not None and blocker.reply_id == reply["reply_id"]
                 and blocker.attempt == int(reply.get("attempt") or 0))
 
-    def lost_hop(self, chat: str, level: int, partition: int, offset: int) -> Blocker | None:
-        """The chat's blocker if the record at (`partition`, `offset`) of retry level `level` is its
-        live hop.
+    def lost_hop(self, chat: str, level: int, hop: str | None) -> Blocker | None:
+        """The chat's blocker if an undecodable record of retry level `level` carrying hop header
+        `hop` is its live hop.
 
         Only an exact match counts: any other undecodable record on a retry topic is not this chat's
         live hop, and releasing the chat for it would let its later replies overtake the blocker.
         """
         blocker = self.state(chat).blocker
-        if blocker is not None and blocker.written_at is not None \
-                and (blocker.level, blocker.written_at) == (level, (partition, offset)):
+        if blocker is not None and hop is not None and (blocker.level, blocker.hop) == (level, hop):
             return blocker
         return None
 

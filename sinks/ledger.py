@@ -15,7 +15,7 @@ what it is given, and a table that only grows is a disk that fills.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +41,15 @@ class LedgerEntry:
 
 
 class DeliveryLedger:
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+    """`table`: the ledger as the current event sees it. `write_fact`, when given, is how a delivery
+    is recorded: at once and for good (a fact about the platform, not state derived from the input:
+    a reply re-read after a crash must find it, whatever happened to the offsets). Final failures are
+    written through `table` like any state: they become durable with the DLQ record they go with."""
+
+    def __init__(self, table: MutableMapping[bytes, Any],
+                 write_fact: Callable[[bytes, Any], None] | None = None) -> None:
         self._table = table
+        self._write_fact = write_fact
 
     def get(self, reply_id: str) -> LedgerEntry | None:
         raw = self._table.get(reply_id.encode())
@@ -58,7 +65,11 @@ class DeliveryLedger:
         return True
 
     def record(self, reply_id: str, status: str, at_ms: int, message_id: str | None = None) -> None:
-        self._table[reply_id.encode()] = {"s": status, "m": message_id, "t": at_ms}
+        entry = {"s": status, "m": message_id, "t": at_ms}
+        if status == DELIVERED and self._write_fact is not None:
+            self._write_fact(reply_id.encode(), entry)
+        else:
+            self._table[reply_id.encode()] = entry
 
     def sweep(self, items: Iterable[tuple[bytes, Any]], cutoff_ms: int, limit: int = 1000) -> tuple[int, bytes | None]:
         """Delete entries written before `cutoff_ms` among `items` (one partition's keys, from a

@@ -1,10 +1,14 @@
 """Prometheus metrics of the sinks stage (names are part of the operator's contract: README).
 
 Labels are bounded: platform, bot and outcome/level/scope come from configuration and enums, never
-from chat ids or reply ids.
+from chat ids or reply ids. The per-reply ones are `LoopCounter` / `LoopHistogram` (no lock per
+increment: see `botstream.core.loopmetrics`).
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge
+
+from botstream.core.loopmetrics import LoopCounter as Counter
+from botstream.core.loopmetrics import LoopHistogram as Histogram
 
 DELIVERIES = Counter("botstream_sinks_deliveries_total", "Final outcomes of replies",
                      ["platform", "bot", "outcome"])
@@ -36,10 +40,14 @@ HELD = Counter("botstream_sinks_held_replies_total", "Replies held behind their 
 STALE_RETRIES = Counter("botstream_sinks_stale_retry_records_total",
                         "Retry records that were not their chat's live hop (duplicates after a crash)")
 QUARANTINED = Counter("botstream_sinks_quarantined_total", "Undecodable records sent to quarantine", ["topic"])
-IN_FLIGHT = Gauge("botstream_sinks_in_flight", "Events taken but not yet acknowledged", ["source"])
+IN_FLIGHT = Gauge("botstream_sinks_in_flight", "Chats waiting on something (a send, a budget, a retry's delay)",
+                  ["lane"])
 OWNED_PARTITIONS = Gauge("botstream_sinks_owned_partitions", "Partitions of replies this worker owns")
 BUDGET_SHARE = Gauge("botstream_sinks_budget_share", "This worker's share of each bot's global budget", ["bot"])
 ABANDONED = Counter("botstream_sinks_abandoned_total",
                     "Events given back unacknowledged at a rebalance or stop (redone by the next owner)")
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+deliveries = DELIVERIES.labels
+end_to_end = END_TO_END_SECONDS.labels

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from botstream.schemas.headers import CORRELATION_ID, DLQ_AT, DLQ_OUTCOME, DLQ_REASON, REPLAY_OF
+from botstream.schemas.headers import CORRELATION_ID, DLQ_AT, DLQ_OUTCOME, DLQ_REASON
 from botstream.sinks.retry import RetryHeaders, encode_retry_headers
 
 __all__ = [
@@ -21,11 +21,6 @@ __all__ = [
     "log_fields",
     "origin_of",
 ]
-
-# Transitional: sinks/app.py still imports these two header names from here; they are
-# `botstream.schemas.headers.CORRELATION_ID` and `.REPLAY_OF`, and go once it imports those.
-CORRELATION_HEADER = CORRELATION_ID
-HEADER_REPLAY_OF = REPLAY_OF
 
 FinalOutcome = Literal["delivered", "failed_permanent", "dead_lettered", "skipped_duplicate"]
 

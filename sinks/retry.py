@@ -110,9 +110,6 @@ class RetryChain:
         return ToRetry(level, now_ms + round(self.policy.lengthened(wait_s, rng) * 1000))
 
 
-# Transitional: sinks/app.py and sinks/delivery.py still import the chain by its old name. This is a
-# name for `RetryChain`, not another class; it goes once they import `RetryChain`.
-RetryPolicy = RetryChain
 
 
 def prepare_retry(reply: Mapping[str, Any], step: ToRetry, error: str | None, *,

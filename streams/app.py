@@ -110,7 +110,7 @@ class StreamsWorker:
         self._register_jobs()
 
     # -- one event ----------------------------------------------------------------------------------
-    async def _step(self, event: Any, view: StateView | None) -> None:
+    async def _step(self, event: Any, view: StateView | None, generation: int) -> None:
         assert view is not None  # both inputs are stateful
         msg = event.message
         if msg.topic == self.updates_name:

@@ -1,15 +1,23 @@
 """Per-chat ordered execution, chats concurrent, without a task per event.
 
 A worker's events of one chat must run strictly one after another; events of different chats may
-run at once, so one slow chat (an LLM call) holds back only itself. `ChatRunner.submit(chat, event)`
-runs the event's step at once, on the caller's stack (`botstream.core.eager`); only when the step
-has to wait for something does the chat get a task of its own, which finishes that step and then
-the chat's events that arrived meanwhile, in order. A chat with a task is "busy": its new events
-queue behind it. `done(event)` is called exactly once per event, in chat order, when its step ended
-(normally or not: a step is expected to record its own failures; an exception escaping it is logged
-and counts as done, so one bug cannot stall a partition).
+run at once, so one slow chat (an LLM call, a platform's rate limit) holds back only itself.
+`ChatRunner.submit(chat, event)` drives the chat at once, on the caller's stack: when its step
+finishes without waiting (most streams steps), nothing else was paid for. Only a chat whose step has
+to wait gets a task, which finishes that step and then the events of the chat that arrived
+meanwhile, in order ("busy" chats; their new events queue behind).
 
-The runner knows nothing of offsets: the caller acknowledges in partition order (`OffsetTracker`).
+`done(event)` is called exactly once per finished event, in chat order. A step is expected to
+record its own failures; an exception escaping it is logged and counts as done, so one bug cannot
+stall a partition. A step that raises `Abandoned` (its generation ended: a rebalance or a stop began)
+is not done: `given_back(event)` is called and its offset is never committed by this worker.
+
+Two ways to drive a chat (`own_task`):
+- False: the chat runs on the caller's task until it waits, then goes on in a new task. Only for the
+  project's own steps, which do not depend on which task runs them (user code inside a step is
+  started as a task of its own, see `botstream.core.eager.start_task_eagerly`);
+- True: the chat runs as a task of its own from its first line (an eagerly started task), for steps
+  that hold something tied to their task across a wait (httpx's anyio cancel scopes in the sinks).
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar, cast
 
-from botstream.core.eager import Continuation, run_eagerly
+from botstream.core.eager import run_eagerly, start_task_eagerly
+from botstream.core.generation import Abandoned
 
 __all__ = ["ChatRunner"]
 
@@ -30,12 +39,15 @@ Step = Callable[[E], Coroutine[Any, Any, None]]
 
 
 class ChatRunner(Generic[E]):
-    def __init__(self, step: Step[E], done: Callable[[E], None], *, max_busy: int = 64) -> None:
+    def __init__(self, step: Step[E], done: Callable[[E], None], *, max_busy: int = 64, own_task: bool = False,
+                 given_back: Callable[[E], None] | None = None) -> None:
         self._step = step
         self._done = done
+        self._given_back = given_back or (lambda _event: None)
         self.max_busy = max_busy
-        self._busy: dict[str, deque[E]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.own_task = own_task
+        self._chats: dict[str, deque[E]] = {}  # chats being driven: their queued events
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
@@ -43,28 +55,36 @@ class ChatRunner(Generic[E]):
 
     @property
     def busy(self) -> int:
-        """Chats with a step waiting on something (each has a task)."""
-        return len(self._busy)
+        """Chats waiting on something (each has a task)."""
+        return len(self._tasks)
 
     def waiting(self, chat: str) -> list[E]:
-        """Events of `chat` queued behind the step it is waiting on."""
-        queue = self._busy.get(chat)
+        """Events of `chat` queued behind the step it is running now."""
+        queue = self._chats.get(chat)
         return list(queue) if queue else []
 
     def submit(self, chat: str, event: E) -> None:
-        queue = self._busy.get(chat)
+        queue = self._chats.get(chat)
         if queue is not None:
             queue.append(event)
             return
-        rest = self._start(chat, event)
-        if rest is not None:
-            self._busy[chat] = deque()
-            self._idle.clear()
-            if len(self._busy) >= self.max_busy:
-                self._room.clear()
-            task = asyncio.get_running_loop().create_task(self._continue(chat, event, rest), name=f"chat:{chat}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        queue = self._chats[chat] = deque()
+        drive = self._drive(chat, event, queue)
+        if self.own_task:
+            finished, _, task = start_task_eagerly(drive)
+            if finished:
+                return
+            assert task is not None
+        else:
+            finished, rest = run_eagerly(drive)
+            if finished:
+                return
+            task = asyncio.get_running_loop().create_task(_await(cast(Awaitable[None], rest)), name=f"chat:{chat}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._idle.clear()
+        if len(self._tasks) >= self.max_busy:
+            self._room.clear()
 
     async def wait_for_room(self) -> None:
         """Wait while `max_busy` chats are waiting on something (backpressure for the intake)."""
@@ -80,53 +100,40 @@ class ChatRunner(Generic[E]):
             return False
 
     async def cancel_all(self) -> None:
-        """Stop every waiting step (shutdown after a failed drain): their events are not done."""
+        """Stop every waiting step (after a failed drain): their events are neither done nor acked."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._busy.clear()
-        self._room.set()
-        self._idle.set()
 
     # -- internals -------------------------------------------------------------------------------------
-    def _start(self, chat: str, event: E) -> Continuation[None] | None:
-        """Run a step eagerly; its continuation when it has to wait, else None (and it is done)."""
-        try:
-            finished, rest = run_eagerly(self._step(event))
-        except Exception:  # noqa: BLE001 - the last guard: the step records its own failures
-            log.exception("event step raised; counted as done so the partition keeps moving",
-                          extra={"chat_key": chat})
-            finished, rest = True, None
-        if finished:
-            self._done(event)
-            return None
-        assert isinstance(rest, Continuation)
-        return rest
-
-    async def _continue(self, chat: str, event: E, rest: Continuation[None]) -> None:
-        queue = self._busy[chat]
+    async def _drive(self, chat: str, event: E, queue: deque[E]) -> None:
         try:
             while True:
                 try:
-                    await rest
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001
+                    await self._step(event)
+                except Abandoned:
+                    self._given_back(event)
+                except Exception:  # noqa: BLE001 - the last guard: the step records its own failures
                     log.exception("event step raised; counted as done so the partition keeps moving",
                                   extra={"chat_key": chat})
-                self._done(event)
-                nxt: Continuation[None] | None = None
-                while queue and nxt is None:
-                    event = queue.popleft()
-                    nxt = self._start(chat, event)
-                if nxt is None:
+                    self._done(event)
+                else:
+                    self._done(event)
+                if not queue:
                     return
-                rest = nxt
+                event = queue.popleft()
         finally:
-            if self._busy.get(chat) is queue:
-                del self._busy[chat]
-            if len(self._busy) < self.max_busy:
-                self._room.set()
-            if not self._busy:
-                self._idle.set()
+            if self._chats.get(chat) is queue:
+                del self._chats[chat]
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if len(self._tasks) < self.max_busy:
+            self._room.set()
+        if not self._tasks:
+            self._idle.set()
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable

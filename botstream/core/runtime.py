@@ -30,7 +30,16 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Hashable, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Coroutine,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -40,13 +49,14 @@ from faust.types import TP
 
 from botstream.core.chats import ChatRunner
 from botstream.core.faust_app import WorkerApp, channel_batches
+from botstream.core.generation import Abandoned, Generation
 from botstream.core.ordering import OffsetTracker
 from botstream.core.producer import DeliveryFailed, OutputProducer
 from botstream.core.state.checkpoint import Checkpointer
 from botstream.core.state.restore import Derive, committed_offsets, restore_partition
 from botstream.core.state.store import PartitionStore, StoreOptions, TableSpec
 
-__all__ = ["RuntimeOptions", "StateView", "StatefulRuntime"]
+__all__ = ["Lane", "RuntimeOptions", "StateView", "StatefulRuntime", "TableMapping"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,63 @@ class StateView:
     def delete(self, table: str, key: bytes) -> None:
         self._store.delete(table, key, self._topic, self._offset)
 
+    def put_fact(self, table: str, key: bytes, value: Any) -> None:
+        self._store.put_fact(table, key, value)
+
+    def table(self, name: str) -> TableMapping:
+        """One table of this view as a mapping (for code written against dict-like tables)."""
+        return TableMapping(self, name)
+
+
+class TableMapping(MutableMapping[bytes, Any]):
+    """A table of a `StateView` as a mapping. Keys are not listed (no `iter`/`len`): scans read the
+    partition's database (`PartitionStore.scan`)."""
+
+    __slots__ = ("_view", "_table")
+
+    def __init__(self, view: StateView, table: str) -> None:
+        self._view = view
+        self._table = table
+
+    def __getitem__(self, key: bytes) -> Any:
+        value = self._view.get(self._table, key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return self._view.get(self._table, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self._view.get(self._table, key) is not None
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self._view.put(self._table, key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self._view.delete(self._table, key)
+
+    def write_fact(self, key: bytes, value: Any) -> None:
+        self._view.put_fact(self._table, key, value)
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise TypeError("a table view does not list its keys; scan the partition's store")
+
+    def __len__(self) -> int:
+        raise TypeError("a table view does not count its keys; scan the partition's store")
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A chat runner of the worker: inputs in one lane share its chat order and its bounds.
+
+    `max_busy`: chats waiting on something at once before the intake waits; `own_task`: steps run as
+    tasks of their own from their first line (see `botstream.core.chats`)."""
+
+    name: str = "main"
+    max_busy: int = 64
+    own_task: bool = False
+
 
 @dataclass(frozen=True)
 class RuntimeOptions:
@@ -89,7 +156,18 @@ class _Partition:
     restore: asyncio.Task[None] | None = None
 
 
-Step = Callable[[Any, StateView | None], Coroutine[Any, Any, None]]
+Step = Callable[[Any, StateView | None, int], Coroutine[Any, Any, None]]
+
+
+class Taken:
+    """An event as the runtime took it: the event, and the generation it was taken in (a rebalance
+    or a stop starts a new one; events of an older one are given back, never acknowledged)."""
+
+    __slots__ = ("event", "generation")
+
+    def __init__(self, event: Any, generation: int) -> None:
+        self.event = event
+        self.generation = generation
 
 
 @dataclass
@@ -115,10 +193,20 @@ class StatefulRuntime:
     derive: Derive | None = None
     on_checkpoint: Callable[[float], None] | None = None
     on_restored: Callable[[int, float], None] | None = None
+    lanes: Sequence[Lane] = ()
+    lane_of: Callable[[str], str] | None = None  # input topic -> lane name (default: one lane)
+    on_given_back: Callable[[], None] | None = None  # an event given back at a rebalance or a stop
 
     def __post_init__(self) -> None:
         self.positions: OffsetTracker[Any] = OffsetTracker()
-        self.runner: ChatRunner[Any] = ChatRunner(self._run, self._done, max_busy=self.options.max_busy_chats)
+        lanes = list(self.lanes) or [Lane(max_busy=self.options.max_busy_chats)]
+        self.runners: dict[str, ChatRunner[Any]] = {
+            lane.name: ChatRunner(self._run, self._done, max_busy=lane.max_busy, own_task=lane.own_task,
+                                  given_back=self._given_back)
+            for lane in lanes}
+        self.generation = Generation()
+        self._default_lane = lanes[0].name
+        self._runner_of_topic: dict[str, ChatRunner[Any]] = {}
         self.partitions: dict[int, _Partition] = {}
         self._ready_to_ack: dict[tuple[str, int], list[Any]] = {}
         self._uncommitted: set[tuple[str, int]] = set()
@@ -131,6 +219,7 @@ class StatefulRuntime:
             changelog_topics=lambda: [t.changelog for t in self.tables if t.changelog is not None])
         self._checkpointer: asyncio.Task[None] | None = None
         self._closing: dict[int, asyncio.Task[None]] = {}
+        self._stopping: asyncio.Task[None] | None = None
         self._stopped = False
         self.app.rebalance_start_callbacks.append(self._on_rebalance_start)
         # faust calls these as (sender, *args, signal=..., **kwargs)
@@ -156,34 +245,49 @@ class StatefulRuntime:
                                                                       name=f"{self.name}-checkpoints")
         max_in_flight = self.options.max_in_flight
         async for batch in channel_batches(stream, self.options.max_batch):
+            runner = None
             for event in batch:
-                self._submit(event)
+                runner = self._submit(event) or runner
             self.outputs.poll()
             if self.positions.in_flight >= max_in_flight:
                 self._room.clear()
                 await self._room.wait()
-            await self.runner.wait_for_room()
+            if runner is not None:
+                await runner.wait_for_room()
 
-    def _submit(self, event: Any) -> None:
+    def runner_of(self, topic: str) -> ChatRunner[Any]:
+        runner = self._runner_of_topic.get(topic)
+        if runner is None:
+            lane = self.lane_of(topic) if self.lane_of is not None else self._default_lane
+            runner = self._runner_of_topic[topic] = self.runners[lane]
+        return runner
+
+    def _submit(self, event: Any) -> ChatRunner[Any] | None:
         msg = event.message
         if self._paused or msg.partition not in self.partitions:
             self._forget(event)  # between a rebalance's start and its assignment: not ours to start
-            return
-        self.positions.started((msg.topic, msg.partition), msg.offset, event)
-        self.runner.submit(self.chat_of(event), event)
+            return None
+        taken = Taken(event, self.generation.current)
+        self.positions.started((msg.topic, msg.partition), msg.offset, taken)
+        runner = self.runner_of(msg.topic)
+        runner.submit(self.chat_of(event), taken)
+        return runner
 
-    async def _run(self, event: Any) -> None:
+    async def _run(self, taken: Taken) -> None:
+        self.generation.check(taken.generation)  # taken before a rebalance or a stop began: give it back
+        event = taken.event
         msg = event.message
         part = self.partitions.get(msg.partition)
         if part is None:
-            return  # revoked meanwhile: given back
+            raise Abandoned(f"partition {msg.partition} is no longer ours")
         if not part.ready.done():
             await part.ready
+            self.generation.check(taken.generation)
         view = StateView(part.store, msg.topic, msg.offset) if msg.topic in self.stateful_topics else None
-        await self.step(event, view)
+        await self.step(event, view, taken.generation)
 
-    def _done(self, event: Any) -> None:
-        msg = event.message
+    def _done(self, taken: Taken) -> None:
+        msg = taken.event.message
         tp = (msg.topic, msg.partition)
         ready = self.positions.complete(tp, msg.offset)
         if ready:
@@ -194,6 +298,10 @@ class StatefulRuntime:
                 pending.extend(ready)
             if not self._room.is_set() and self.positions.in_flight < self.options.max_in_flight:
                 self._room.set()
+
+    def _given_back(self, taken: Taken) -> None:
+        if self.on_given_back is not None:
+            self.on_given_back()
 
     def _forget(self, event: Any) -> None:
         """Let go of an event without acknowledging it: its offset is not committed, so the partition's
@@ -229,13 +337,13 @@ class StatefulRuntime:
         if not ready and not self._uncommitted:
             return False
         committable: dict[int, dict[str, int]] = {}
-        for (topic, partition), events in ready.items():
-            committable.setdefault(partition, {})[topic] = events[-1].message.offset + 1
+        for (topic, partition), taken in ready.items():
+            committable.setdefault(partition, {})[topic] = taken[-1].event.message.offset + 1
 
         def release() -> None:
-            for events in ready.values():
-                for event in events:
-                    event.ack()
+            for taken in ready.values():
+                for t in taken:
+                    t.event.ack()
             self._uncommitted.update(ready)
 
         async def commit() -> bool:
@@ -252,6 +360,7 @@ class StatefulRuntime:
     # -- partitions ----------------------------------------------------------------------------------------
     def _on_rebalance_start(self) -> None:
         self._paused = True
+        self.generation.bump()  # waits of events taken so far end now (their events are given back)
 
     async def _on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -262,10 +371,14 @@ class StatefulRuntime:
             if closing is not None:  # a restore of its previous ownership still holds the database
                 await asyncio.gather(closing, return_exceptions=True)
             store = PartitionStore(self.state_dir / f"p{partition}", partition, self.tables, self.store_options)
+            store.on_fact = self._produce_fact
             part = _Partition(store, loop.create_future())
             self.partitions[partition] = part
             part.restore = loop.create_task(self._restore(partition, part), name=f"{self.name}-restore-{partition}")
         self._paused = False
+
+    def _produce_fact(self, write: Any, partition: int) -> None:
+        self.changelog.produce(write.topic, write.value, write.key, partition=partition)
 
     async def _restore(self, partition: int, part: _Partition) -> None:
         try:
@@ -305,9 +418,10 @@ class StatefulRuntime:
 
     async def _settle(self, timeout: float) -> None:  # noqa: ASYNC109
         """Let running steps finish (bounded), checkpoint, and give back what did not finish."""
-        if not await self.runner.drain(timeout):
+        drained = await asyncio.gather(*(r.drain(timeout) for r in self.runners.values()))
+        if not all(drained):
             log.warning("%s: steps still running after %.0fs; giving their events back", self.name, timeout)
-            await self.runner.cancel_all()
+            await asyncio.gather(*(r.cancel_all() for r in self.runners.values()))
         try:
             await self.checkpoint()
         except DeliveryFailed as exc:
@@ -321,8 +435,8 @@ class StatefulRuntime:
         for topic in {t for t, p in list(self._ready_to_ack) if p == partition}:
             self._ready_to_ack.pop((topic, partition), None)
         for key in list(self._lanes_of(partition)):
-            for event in self.positions.forget(key):
-                self._forget(event)
+            for taken in self.positions.forget(key):
+                self._forget(taken.event)
         if part is None:
             return
         if not part.ready.done():
@@ -337,7 +451,17 @@ class StatefulRuntime:
         return [key for key in self.positions.lanes() if cast(tuple[str, int], key)[1] == partition]
 
     async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Finish (bounded), checkpoint, close the stores and the producers; once, whoever asks first."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         self._stopped = True
+        self.generation.bump()
         await self._settle(timeout=self.options.drain_timeout_s)
         for partition in list(self.partitions):
             self._close(partition)

@@ -6,8 +6,9 @@ rest is read with a confluent-kafka consumer (`read_to_end`) and written in `Wri
 holds (`botstream-source: <topic>@<offset>`); it is applied only when that offset is below the
 group's committed offset of that input: a write past the committed offset belongs to an event that
 will be processed again (its checkpoint flushed the changelog but did not commit), so applying it
-would count that event twice. A record without the header (written by `botstream replay`, or by an
-older version of botstream) is always applied.
+would count that event twice. A record without the header (a fact written through, see
+`PartitionStore.put_fact`; a record written by `botstream replay` or by an older version of
+botstream) is always applied.
 
 Local tables (no changelog) are derived data: `derive(table, key, value)` returns the local rows a
 restored record implies (the dedupe expiry index from the dedupe entries), written in the same batch.

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,8 @@ class PartitionStore:
         # database once the input offsets are committed
         self._flushed: dict[tuple[str, bytes], tuple[Any, bytes | None]] = {}
         self._flushed_positions: dict[str, int] = {}
+        #: where the changelog records of facts go as they are written (set by the worker)
+        self.on_fact: Callable[[ChangelogWrite, int], None] | None = None
 
     # -- reads and writes --------------------------------------------------------------------------------
     def get(self, table: str, key: bytes, default: Any = None) -> Any:
@@ -121,6 +123,22 @@ class PartitionStore:
 
     def delete(self, table: str, key: bytes, topic: str, offset: int) -> None:
         self.put(table, key, DELETED, topic, offset)
+
+    def put_fact(self, table: str, key: bytes, value: Any) -> None:
+        """Write a fact about the outside world (the sinks' "the platform accepted reply X"): true
+        whatever happens to the input's offsets, so written through at once, to the database and as a
+        changelog record without an input position (always applied at restore). It supersedes any
+        write of the key still waiting for a checkpoint."""
+        self._versions.pop((table, key), None)
+        self._flushed.pop((table, key), None)
+        raw = None if value is DELETED else _dumps(value)
+        if raw is None:
+            self._cf[table].delete(key)
+        else:
+            self._cf[table].put(key, raw)
+        changelog = self.tables[table].changelog
+        if changelog is not None and self.on_fact is not None:
+            self.on_fact(ChangelogWrite(changelog, key, raw, b""), self.partition)
 
     def dirty(self) -> int:
         return len(self._versions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import datetime
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -121,7 +122,8 @@ def metric_sum(metrics: dict[str, float], name: str, **labels: str) -> float:
 
 
 def log_events(output: str, msg_prefix: str) -> list[dict[str, Any]]:
-    """JSON log lines of a worker whose message starts with `msg_prefix`."""
+    """JSON log lines of a worker whose message starts with `msg_prefix`; `ts` read as unix seconds
+    (the lines carry ISO-8601 UTC timestamps)."""
     out = []
     for line in output.splitlines():
         if line.startswith("{"):
@@ -130,5 +132,8 @@ def log_events(output: str, msg_prefix: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             if str(event.get("msg", "")).startswith(msg_prefix):
+                ts = event.get("ts")
+                if isinstance(ts, str):
+                    event["ts"] = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
                 out.append(event)
     return out

@@ -13,10 +13,10 @@ from sinks_factories import make_bot, make_reply
 
 from botstream.core.bots import BotConfig, BotRegistry, Limits
 from botstream.core.breaker import CircuitBreaker
+from botstream.core.generation import Abandoned, Generation
 from botstream.core.retry import RetryPolicy
 from botstream.sinks.budget import Budgets
 from botstream.sinks.delivery import DeadLetter, Duplicate, Park, ReplyDeliverer, Sent, Skipped
-from botstream.sinks.generation import Abandoned, Generation
 from botstream.sinks.ledger import DeliveryLedger
 from botstream.sinks.retry import RetryChain
 from botstream.sinks.sender import HttpSender

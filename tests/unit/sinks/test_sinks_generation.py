@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from botstream.core.generation import Abandoned, Generation
 from botstream.sinks.chatlocks import ChatLocks
-from botstream.sinks.generation import Abandoned, Generation
 
 
 async def test_a_sleep_ends_at_its_time_when_nothing_happens() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from botstream.sinks.hold import Admission, Blocker, ChatHold, HoldBack, held_key
+from botstream.sinks.hold import Admission, Blocker, ChatHold, HoldBack, held_key, hop_id
 
 CHAT = "telegram:b1:42"
 
@@ -108,30 +108,30 @@ def test_state_round_trips_through_json(hold: HoldBack, tables: tuple[dict, dict
     raw = tables[0][CHAT.encode()]
     assert raw == {"b": {"id": "r7", "a": 3, "l": 2, "nb": 123}, "h": 0, "t": 0, "s": 7000}
     assert ChatHold.from_json(raw).to_json() == raw
-    hold.block(CHAT, reply(7, attempt=4), level=3, written_at=(2, 41))
+    hold.block(CHAT, reply(7, attempt=4), level=3)
     raw = tables[0][CHAT.encode()]
-    assert raw["b"] == {"id": "r7", "a": 4, "l": 3, "nb": 0, "w": [2, 41]}
+    assert raw["b"] == {"id": "r7", "a": 4, "l": 3, "nb": 0}
     assert ChatHold.from_json(raw).to_json() == raw
 
 
 def test_only_the_exact_live_hop_counts_as_lost(hold: HoldBack) -> None:
-    hold.block(CHAT, reply(1, attempt=1), level=1, written_at=(3, 100))
+    hold.block(CHAT, reply(1, attempt=1), level=1)
     hold.admit(CHAT, reply(2))
-    assert hold.lost_hop(CHAT, 1, 3, 99) is None  # an older record of that partition: stale
-    assert hold.lost_hop(CHAT, 1, 0, 100) is None  # same offset, another partition (another partitioner)
-    assert hold.lost_hop(CHAT, 2, 3, 100) is None  # same place, another retry topic
-    assert hold.lost_hop("telegram:b1:other", 1, 3, 100) is None
-    lost = hold.lost_hop(CHAT, 1, 3, 100)
+    assert hold.lost_hop(CHAT, 1, hop_id("r1", 0)) is None  # an earlier hop of that reply: stale
+    assert hold.lost_hop(CHAT, 2, hop_id("r1", 1)) is None  # the same hop id on another retry topic
+    assert hold.lost_hop(CHAT, 1, None) is None              # no hop header: nobody's live hop
+    assert hold.lost_hop("telegram:b1:other", 1, hop_id("r1", 1)) is None
+    lost = hold.lost_hop(CHAT, 1, hop_id("r1", 1))
     assert lost is not None and lost.reply_id == "r1" and lost.attempt == 1
     hold.unblock(CHAT)
     assert [r["reply_id"] for r in hold.peek(CHAT, 5)] == ["r2"]  # the held reply goes on
-    assert hold.lost_hop(CHAT, 1, 3, 100) is None  # nothing to lose twice
+    assert hold.lost_hop(CHAT, 1, hop_id("r1", 1)) is None  # nothing to lose twice
 
 
-def test_a_blocker_written_before_offsets_were_noted_is_never_lost(hold: HoldBack, tables: tuple[dict, dict]) -> None:
-    tables[0][CHAT.encode()] = {"b": {"id": "r1", "a": 1, "l": 1, "nb": 0}, "h": 0, "t": 0, "s": 1000}
-    assert hold.state(CHAT).blocker == Blocker("r1", 1, 1, 0, None)
-    assert hold.lost_hop(CHAT, 1, 0, 0) is None
+def test_a_blocker_noted_by_an_older_version_reads_back(hold: HoldBack, tables: tuple[dict, dict]) -> None:
+    tables[0][CHAT.encode()] = {"b": {"id": "r1", "a": 1, "l": 1, "nb": 0, "w": [3, 100]}, "h": 0, "t": 0, "s": 1000}
+    assert hold.state(CHAT).blocker == Blocker("r1", 1, 1, 0)
+    assert hold.lost_hop(CHAT, 1, hop_id("r1", 1)) is not None
 
 
 def simulate(seed: int, chats: int = 4, per_chat: int = 12) -> tuple[dict[str, list[int]], int]:

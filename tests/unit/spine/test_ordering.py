@@ -6,8 +6,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from botstream.core.chats import ChatRunner
 from botstream.core.ordering import OffsetTracker
-from botstream.core.scheduler import ChatScheduler
 
 
 def test_acks_only_the_completed_prefix() -> None:
@@ -32,10 +32,26 @@ def test_any_completion_order_acks_in_offset_order(order: list[int]) -> None:
     assert acked == list(range(30))
 
 
-async def test_scheduler_keeps_chat_order_runs_chats_concurrently_and_acks_in_order() -> None:
+class Intake:
+    """What the workers' runtime does: a ChatRunner per chat, acknowledgements through an OffsetTracker."""
+
+    def __init__(self, process, max_busy: int = 64) -> None:  # type: ignore[no-untyped-def]
+        self.tracker: OffsetTracker[tuple[str, int]] = OffsetTracker()
+        self.acked: list[int] = []
+        self.runner: ChatRunner[tuple[str, int]] = ChatRunner(process, self._done, max_busy=max_busy)
+
+    def _done(self, ev: tuple[str, int]) -> None:
+        self.acked += [off for _, off in self.tracker.complete(0, ev[1])]
+
+    async def submit(self, ev: tuple[str, int]) -> None:
+        self.tracker.started(0, ev[1], ev)
+        self.runner.submit(ev[0], ev)
+        await self.runner.wait_for_room()
+
+
+async def test_chats_keep_their_order_run_concurrently_and_are_acknowledged_in_order() -> None:
     events = [(f"chat{i % 5}", off) for off, i in enumerate(range(100))]
     handled: dict[str, list[int]] = {}
-    acked: list[int] = []
     concurrent = 0
     peak = 0
     rng = random.Random(7)
@@ -48,14 +64,13 @@ async def test_scheduler_keeps_chat_order_runs_chats_concurrently_and_acks_in_or
         handled.setdefault(ev[0], []).append(ev[1])
         concurrent -= 1
 
-    s: ChatScheduler[tuple[str, int]] = ChatScheduler(process, lambda ev: acked.append(ev[1]), chat_of=lambda ev: ev[0],
-                                                      position_of=lambda ev: (0, ev[1]), max_chats=5, max_in_flight=20)
+    intake = Intake(process, max_busy=5)
     for ev in events:
-        await s.submit(ev)
-    assert await s.drain(5)
+        await intake.submit(ev)
+    assert await intake.runner.drain(5)
     for offs in handled.values():
         assert offs == sorted(offs)
-    assert acked == list(range(100))
+    assert intake.acked == list(range(100))
     assert peak > 1
 
 
@@ -68,14 +83,12 @@ async def test_a_slow_chat_does_not_hold_up_the_others() -> None:
             await gate.wait()
         done.append(ev[0])
 
-    acked: list[int] = []
-    s: ChatScheduler[tuple[str, int]] = ChatScheduler(process, lambda ev: acked.append(ev[1]), chat_of=lambda ev: ev[0],
-                                                      position_of=lambda ev: (0, ev[1]))
-    await s.submit(("slow", 0))
+    intake = Intake(process)
+    await intake.submit(("slow", 0))
     for i in range(1, 10):
-        await s.submit((f"fast{i}", i))
+        await intake.submit((f"fast{i}", i))
     await asyncio.sleep(0.05)
-    assert len(done) == 9 and acked == []  # others done; nothing acked past the slow one
+    assert len(done) == 9 and intake.acked == []  # others done; nothing acked past the slow one
     gate.set()
-    assert await s.drain(2)
-    assert acked == list(range(10))
+    assert await intake.runner.drain(2)
+    assert intake.acked == list(range(10))
