@@ -49,8 +49,10 @@ class SandboxApp:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        control_token: str | None = None,
     ) -> None:
         self.engine = engine
+        self.control_token = control_token  # None: the control API is open (in-process tests only)
         self.clock = clock
         self.wall_clock = wall_clock
         self.sleep = sleep
@@ -76,7 +78,7 @@ class SandboxApp:
             body,
         )
         if req.path.startswith(CONTROL_PREFIX):
-            await _respond(send, handle_control(self.engine, req))
+            await _respond(send, handle_control(self.engine, req, self.control_token))
             return
         if req.path.startswith(UPSTREAM_PREFIX):
             await self._upstream(req, receive, send)

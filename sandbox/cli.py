@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from botstream.core.errors import ConfigError as SettingsError
+from botstream.core.settings import Settings
+from botstream.sandbox.auth import new_token, token_file, write_token_file
 from botstream.sandbox.config import ConfigError, SandboxConfig
 from botstream.sandbox.server import serve
 
@@ -34,6 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.no_limits:
         config = config.with_limits_disabled()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2
+    if settings.sandbox_token is not None:
+        token = settings.sandbox_token.reveal()
+    else:  # made here, printed once, and left where clients on this machine find it
+        token = new_token()
+        path = token_file(settings.data_dir, args.port)
+        write_token_file(path, token)
+        print(f"sandbox control token: {token} (also in {path}; set BOTSTREAM_SANDBOX_TOKEN to choose it)",
+              file=sys.stderr, flush=True)
     print(f"sandbox listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    serve(args.host, args.port, config, log_level=args.log_level)
+    serve(args.host, args.port, config, log_level=args.log_level, control_token=token)
     return 0

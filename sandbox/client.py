@@ -1,5 +1,6 @@
 """A small synchronous client for the control API, so tests of other stages read deliveries and
-stats without repeating URLs and JSON plumbing."""
+stats without repeating URLs and JSON plumbing. It sends the control token (`botstream.sandbox.auth`):
+the one given, else `BOTSTREAM_SANDBOX_TOKEN`, else the token file the sandbox at that port wrote."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from typing import Any
 
 import httpx
 
+from botstream.sandbox.auth import client_token
+
 __all__ = ["SandboxClient"]
 
 
 class SandboxClient:
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
-        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sandbox", timeout=timeout)
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 5.0) -> None:
+        token = token if token is not None else client_token(base_url)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/") + "/_sandbox", timeout=timeout, headers=headers)
 
     def healthz(self) -> bool:
         return self._http.get("/healthz").json().get("ok") is True

@@ -3,30 +3,61 @@
 GET  /_sandbox/healthz
 GET  /_sandbox/deliveries?platform=&bot=&chat=   accepted messages in arrival order
 GET  /_sandbox/stats                              counters (see `SandboxStats`) + order checks
-POST /_sandbox/reset                              clear deliveries, stats, limiter state, ids
-GET  /_sandbox/config                             the effective `SandboxConfig`
-PUT  /_sandbox/config                             JSON merge patch (PATCH accepted too)
+POST /_sandbox/reset                              clear deliveries, stats, limiter state, ids      (token)
+GET  /_sandbox/config                             the effective `SandboxConfig`, secrets masked    (token)
+PUT  /_sandbox/config                             JSON merge patch (PATCH accepted too)            (token)
 GET  /_sandbox/upstream/stats                     the generic upstream: requests, outcomes, in flight, peak
-POST /_sandbox/upstream/reset                     clear those (and the peak) only
+POST /_sandbox/upstream/reset                     clear those (and the peak) only                  (token)
+
+Routes marked (token) need the control token (`botstream.sandbox.auth`), else 401. The config never
+leaves the sandbox with a bot token or the upstream's authorization in clear: they are masked, and
+a patch that writes a masked value back is refused (400), so a read-modify-write cannot wipe them.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs
 
+from botstream.core.secret import MASK
+from botstream.sandbox.auth import authorized
 from botstream.sandbox.config import ConfigError
 from botstream.sandbox.engine import SandboxEngine
 from botstream.sandbox.http import Reply, Request, json_reply
 
-__all__ = ["CONTROL_PREFIX", "handle_control"]
+__all__ = ["CONTROL_PREFIX", "PROTECTED", "handle_control", "masked_config"]
 
 CONTROL_PREFIX = "/_sandbox/"
+PROTECTED = frozenset({"config", "reset", "upstream/reset"})
+UNAUTHORIZED = json_reply(401, {"ok": False, "error": "unauthorized"}, ((b"www-authenticate", b"Bearer"),))
 
 
-def handle_control(engine: SandboxEngine, req: Request) -> Reply:
+def masked_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the control API shows it: the bots' tokens and the upstream's authorization masked."""
+    out = dict(config)
+    out["bots"] = {platform: [MASK for _ in tokens] for platform, tokens in (config.get("bots") or {}).items()}
+    upstream = dict(out.get("upstream") or {})
+    if upstream.get("authorization"):
+        upstream["authorization"] = MASK
+    out["upstream"] = upstream
+    return out
+
+
+def _writes_a_mask(patch: Any) -> bool:
+    if isinstance(patch, dict):
+        return any(_writes_a_mask(v) for v in patch.values())
+    if isinstance(patch, list):
+        return any(_writes_a_mask(v) for v in patch)
+    return patch == MASK
+
+
+def handle_control(engine: SandboxEngine, req: Request, token: str | None = None) -> Reply:
+    """Answer one control request; `token` None switches the token check off (in-process tests only)."""
     name = req.path[len(CONTROL_PREFIX) :].rstrip("/")
     method = req.method
+    if name in PROTECTED and token is not None and not authorized(req.headers, token):
+        return UNAUTHORIZED
     if name == "healthz" and method == "GET":
         return json_reply(200, {"ok": True})
     if name == "deliveries" and method == "GET":
@@ -54,14 +85,16 @@ def handle_control(engine: SandboxEngine, req: Request) -> Reply:
         return json_reply(200, {"ok": True})
     if name == "config":
         if method == "GET":
-            return json_reply(200, engine.config.to_dict())
+            return json_reply(200, masked_config(engine.config.to_dict()))
         if method in ("PUT", "PATCH"):
             try:
                 patch = json.loads(req.body or b"{}")
+                if _writes_a_mask(patch):
+                    raise ConfigError("a masked value cannot be written back; send the secret itself or leave it out")
                 engine.update_config(engine.config.merged(patch))
             except (ValueError, ConfigError) as exc:
                 return json_reply(400, {"ok": False, "error": str(exc)})
-            return json_reply(200, engine.config.to_dict())
+            return json_reply(200, masked_config(engine.config.to_dict()))
     if name in ("healthz", "deliveries", "stats", "reset", "config", "upstream/stats", "upstream/reset"):
         return json_reply(405, {"ok": False, "error": "method_not_allowed"})
     return json_reply(404, {"ok": False, "error": "not_found"})

@@ -19,6 +19,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from botstream.sandbox.asgi import TRANSPORT_EXTENSION, Clock, SandboxApp, Sleep
+from botstream.sandbox.auth import new_token
 from botstream.sandbox.client import SandboxClient
 from botstream.sandbox.config import SandboxConfig
 from botstream.sandbox.engine import SandboxEngine
@@ -47,14 +48,17 @@ def build_app(
     clock: Clock | None = None,
     wall_clock: Clock | None = None,
     sleep: Sleep | None = None,
+    control_token: str | None = None,
 ) -> SandboxApp:
     """A fresh sandbox ASGI app with its own state. Clocks default to `time.monotonic` (limits)
-    and `time.time` (timestamps); `sleep` (latency) to `asyncio.sleep`."""
+    and `time.time` (timestamps); `sleep` (latency) to `asyncio.sleep`. `control_token` guards the
+    control API (`botstream.sandbox.auth`); None leaves it open, for in-process tests only."""
     return SandboxApp(
         SandboxEngine(config or SandboxConfig()),
         clock=clock or time.monotonic,
         wall_clock=wall_clock or time.time,
         sleep=sleep or asyncio.sleep,
+        control_token=control_token,
     )
 
 
@@ -81,9 +85,11 @@ def serve(
     config: SandboxConfig | None = None,
     *,
     log_level: str = "warning",
+    control_token: str | None = None,
 ) -> None:
     """Serve the sandbox until interrupted (SIGINT/SIGTERM)."""
-    uvicorn.Server(uvicorn_config(build_app(config), host, port, log_level)).run()
+    app = build_app(config, control_token=control_token)
+    uvicorn.Server(uvicorn_config(app, host, port, log_level)).run()
 
 
 class SandboxServer:
@@ -93,7 +99,8 @@ class SandboxServer:
             httpx.post(f"{sandbox.base_url}/bot1:x/sendMessage", json={...})
             sandbox.client.deliveries(chat="42")
 
-    `port=0` picks a free port. `clock`/`sleep` are injected into the app (see `build_app`).
+    `port=0` picks a free port. `clock`/`sleep` are injected into the app (see `build_app`). The
+    control API needs `control_token` (a fresh one unless given), which `client` sends.
     """
 
     def __init__(
@@ -106,8 +113,11 @@ class SandboxServer:
         wall_clock: Clock | None = None,
         sleep: Sleep | None = None,
         log_level: str = "warning",
+        control_token: str | None = None,
     ) -> None:
-        self.app = build_app(config, clock=clock, wall_clock=wall_clock, sleep=sleep)
+        self.control_token = control_token or new_token()
+        self.app = build_app(config, clock=clock, wall_clock=wall_clock, sleep=sleep,
+                             control_token=self.control_token)
         self.host = host
         self._requested_port = port
         self._log_level = log_level
@@ -132,7 +142,7 @@ class SandboxServer:
     def client(self) -> SandboxClient:
         """A control-API client bound to this server (closed by `stop`)."""
         if self._client is None:
-            self._client = SandboxClient(self.base_url)
+            self._client = SandboxClient(self.base_url, token=self.control_token)
         return self._client
 
     def start(self, timeout: float = 10.0) -> SandboxServer:

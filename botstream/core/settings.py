@@ -93,6 +93,8 @@ class Settings:
     max_attempts: int = setting(5, "Delivery attempts before a reply goes to the DLQ.")
     # Sandbox
     sandbox_port: int = setting(8090, "Port of the platform sandbox.")
+    sandbox_token: Secret | None = setting(
+        None, "Token of the sandbox's control API (literal, env:NAME or file:PATH); unset: the sandbox makes one.")
     # Observability
     log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.", choices=LOG_LEVELS)
     log_format: str = setting("json", "json (structured lines) or text.", choices=LOG_FORMATS)

@@ -64,6 +64,7 @@ def test_config_get_put_merge_and_validation(
 ) -> None:
     sandbox = start_sandbox()
     base = sandbox.base_url
+    http.headers["Authorization"] = f"Bearer {sandbox.control_token}"
     assert http.get(f"{base}/_sandbox/config").json()["limits"]["telegram"]["enabled"] is True
     updated = http.put(
         f"{base}/_sandbox/config",
@@ -76,3 +77,41 @@ def test_config_get_put_merge_and_validation(
     assert bad.status_code == 400 and "ratio_5xx" in bad.json()["error"]
     assert http.put(f"{base}/_sandbox/config", content=b"{oops").status_code == 400
     assert http.get(f"{base}/_sandbox/config").json()["faults"]["ratio_5xx"] == 0.0
+
+
+def test_steering_needs_the_token_and_reading_does_not(
+    start_sandbox: Callable[..., SandboxServer], http: httpx.Client
+) -> None:
+    sandbox = start_sandbox()
+    base = sandbox.base_url
+    for method, route in (("GET", "config"), ("PUT", "config"), ("PATCH", "config"), ("POST", "reset"),
+                          ("POST", "upstream/reset")):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-Sandbox-Token": "wrong"}):
+            r = http.request(method, f"{base}/_sandbox/{route}", json={"faults": {"ratio_5xx": 1.0}}, headers=headers)
+            assert (r.status_code, r.json()["error"]) == (401, "unauthorized"), (method, route, headers)
+    assert sandbox.client.config()["faults"]["ratio_5xx"] == 0.0  # nothing was switched
+    for route in ("healthz", "deliveries", "stats", "upstream/stats"):
+        assert http.get(f"{base}/_sandbox/{route}").status_code == 200, route
+    ok = http.post(f"{base}/_sandbox/reset", headers={"X-Sandbox-Token": sandbox.control_token})
+    assert ok.status_code == 200
+
+
+def test_config_never_returns_the_bots_tokens(
+    start_sandbox: Callable[..., SandboxServer], http: httpx.Client
+) -> None:
+    sandbox = start_sandbox(bots={"telegram": ["123:SECRET-telegram"], "slack": ["xoxb-SECRET-slack"]},
+                            upstream={"authorization": "Bearer SECRET-llm"})
+    auth = {"Authorization": f"Bearer {sandbox.control_token}"}
+    shown = http.get(f"{sandbox.base_url}/_sandbox/config", headers=auth)
+    assert "SECRET" not in shown.text
+    assert shown.json()["bots"] == {"telegram": ["**********"], "slack": ["**********"]}
+    assert shown.json()["upstream"]["authorization"] == "**********"
+    patched = http.put(f"{sandbox.base_url}/_sandbox/config", headers=auth, json={"seed": 7})
+    assert "SECRET" not in patched.text and patched.json()["seed"] == 7
+    # the tokens still work, and a read-modify-write cannot replace them with the mask
+    assert http.post(f"{sandbox.base_url}/bot123:SECRET-telegram/sendMessage", json={"chat_id": 1, "text": "x"}
+                     ).status_code == 200
+    back = http.put(f"{sandbox.base_url}/_sandbox/config", headers=auth, json={"bots": shown.json()["bots"]})
+    assert back.status_code == 400 and "masked" in back.json()["error"]
+    assert http.post(f"{sandbox.base_url}/bot123:SECRET-telegram/sendMessage", json={"chat_id": 1, "text": "y"}
+                     ).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
+from botstream.core.settings import Settings
 from botstream.sandbox import SandboxConfig, build_app, main, run_sandbox_in_thread
+from botstream.sandbox.auth import client_token
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,11 +41,13 @@ def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
     config = tmp_path / "sandbox.toml"
     config.write_text('[faults]\nforbidden_chats = ["42"]\n')
     port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "BOTSTREAM_SANDBOX_TOKEN"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "botstream.sandbox", "--port", str(port), "--config", str(config), "--no-limits"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**env, "BOTSTREAM_DATA_DIR": str(tmp_path / "data")},
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -54,12 +59,46 @@ def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not come up"
                 time.sleep(0.05)
-        cfg = httpx.get(f"{base}/_sandbox/config").json()
+        assert httpx.get(f"{base}/_sandbox/config").status_code == 401
+        token_path = tmp_path / "data" / "sandbox" / f"control-{port}.token"
+        token = token_path.read_text().strip()
+        assert token_path.stat().st_mode & 0o777 == 0o600
+        cfg = httpx.get(f"{base}/_sandbox/config", headers={"Authorization": f"Bearer {token}"}).json()
         assert cfg["faults"]["forbidden_chats"] == ["42"] and cfg["limits"]["telegram"]["enabled"] is False
+        settings = Settings.from_env({"BOTSTREAM_DATA_DIR": str(tmp_path / "data")})
+        assert client_token(base, settings) == token  # what SandboxClient finds on this machine
         assert httpx.post(f"{base}/bot1:x/sendMessage", json={"chat_id": 42, "text": "x"}).status_code == 403
     finally:
         proc.terminate()
         proc.wait(10)
+    assert proc.stderr is not None and f"sandbox control token: {token}" in proc.stderr.read().decode()
+
+
+def test_a_given_token_is_used_and_never_printed(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botstream.sandbox", "--port", str(port)], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "BOTSTREAM_DATA_DIR": str(tmp_path / "data"), "SANDBOX_TEST_TOKEN": "chosen-token-123",
+             "BOTSTREAM_SANDBOX_TOKEN": "env:SANDBOX_TEST_TOKEN"},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                httpx.get(f"{base}/_sandbox/healthz")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not come up"
+                time.sleep(0.05)
+        assert httpx.get(f"{base}/_sandbox/config", headers={"X-Sandbox-Token": "chosen-token-123"}).status_code == 200
+        assert httpx.get(f"{base}/_sandbox/config").status_code == 401
+        assert not (tmp_path / "data" / "sandbox").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.stderr is not None and "chosen-token-123" not in proc.stderr.read().decode()
 
 
 def test_main_rejects_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
