@@ -402,6 +402,7 @@ class EmbeddedKafka:
         state = self._read_state()
         if state and all(pid_alive(p) for p in state.get("pids", [])) and state.get("nodes"):
             # Describe what is already running here, so status/stop work from another process.
+            self.sasl_ssl = self.sasl_ssl or state.get("security_protocol") == "SASL_SSL"
             return [Node(n["node_id"], n["port"], n["controller_port"], Path(n["home"])) for n in state["nodes"]]
         planned: list[Node] = []
         used: set[int] = set()

@@ -150,6 +150,15 @@ def test_wrong_credentials_and_an_untrusted_ca_are_named_by_the_access_check(clu
         f"the broker's TLS certificate is not trusted: check BOTSTREAM_KAFKA_SSL_CA_FILE ({other.ca_file})")
 
 
+def test_another_launcher_on_the_same_home_sees_the_sasl_ssl_broker(cluster: SecureCluster) -> None:
+    """`botstream kafka status` and the like describe a running broker from its state file."""
+    other = EmbeddedKafka(cluster.kafka.home, port=None)
+    assert other.sasl_ssl and other.status()["security_protocol"] == "SASL_SSL"
+    assert other.start(timeout=30) == cluster.client.bootstrap  # already running: only its readiness is checked
+    client = other.client_security()
+    assert client is not None and client.password == cluster.client.password
+
+
 def start_alone(cluster: SecureCluster, tmp_path: Path, command: str, **env: str) -> tuple[int, str, float]:
     """`botstream <command>` on its own, as an operator starts it; (exit code, output, seconds)."""
     bots = write_bots(tmp_path / "bots.toml", "http://127.0.0.1:9")
