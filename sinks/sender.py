@@ -7,7 +7,9 @@ already classified (`botstream.sinks.outcomes.classify_transport_error`), so cal
 
 A pool per platform keeps one slow API from taking every connection. Waiting for a free connection
 is bounded by the same timeout: a `PoolTimeout` means the request never left, which is retryable.
-Tests pass an `httpx.MockTransport`.
+Which pool carries the calls (`botstream.sinks.transport`: aiohttp's under the httpx API by default;
+httpx's own, as it was, tuned or sharded) is the `transport` argument, from `BOTSTREAM_SINKS_HTTP_TRANSPORT`.
+Tests pass an `httpx.MockTransport` as `transport`.
 """
 
 from __future__ import annotations
@@ -16,15 +18,22 @@ import importlib.util
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
+from botstream.core.errors import ConfigError
 from botstream.sinks.outcomes import Permanent, Retryable, classify_transport_error
 from botstream.sinks.platforms.base import InboundResponse, OutboundRequest
+from botstream.sinks.transport import DEFAULT_TRANSPORT, TRANSPORTS, make_client
 
-__all__ = ["HttpSender", "SendResult"]
+if TYPE_CHECKING:
+    from botstream.core.settings import Settings
+
+__all__ = ["TRANSPORTS", "HttpSender", "SendResult"]
 
 DEFAULT_MAX_CONNECTIONS = 100
+URL_CACHE_SIZE = 4096
 
 # httpcore runs `import sniffio` each time it sets up a connection lock (several times per request).
 # When sniffio is not installed, every one of those is a failed import that searches all of sys.path
@@ -44,29 +53,53 @@ class SendResult:
 
 
 class HttpSender:
+    """`transport`: a kind from `TRANSPORTS`, or an `httpx.AsyncBaseTransport` to use as is (tests)."""
+
+    HEADERS = {"User-Agent": "botstream-sinks"}
+
     def __init__(self, timeout_s: float, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: str | httpx.AsyncBaseTransport = DEFAULT_TRANSPORT) -> None:
+        if isinstance(transport, str) and transport not in TRANSPORTS:
+            raise ValueError(f"unknown HTTP transport {transport!r}: one of {', '.join(TRANSPORTS)}")
+        self.transport = transport if isinstance(transport, str) else type(transport).__name__
+        self._kind = transport if isinstance(transport, str) else "httpx"
+        self._given = None if isinstance(transport, str) else transport
         self._timeout = httpx.Timeout(timeout_s)
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._transport = transport
+        self._max_connections = max_connections
         self._clients: dict[str, httpx.AsyncClient] = {}
+        # Parsed once: a bot's URLs repeat (Telegram: one per method), and httpx parses a str URL anew
+        # on every request (~15 µs).
+        self._urls: dict[str, httpx.URL] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpSender:
+        """The sender a sinks worker runs: `send_timeout_s`, `sinks_http_transport`."""
+        if settings.sinks_http_transport not in TRANSPORTS:
+            raise ConfigError(f"BOTSTREAM_SINKS_HTTP_TRANSPORT: {settings.sinks_http_transport!r} is not one of "
+                              f"{', '.join(TRANSPORTS)}")
+        return cls(settings.send_timeout_s, transport=settings.sinks_http_transport)
 
     def client(self, platform: str) -> httpx.AsyncClient:
         client = self._clients.get(platform)
         if client is None:
-            client = self._clients[platform] = httpx.AsyncClient(
-                timeout=self._timeout, limits=self._limits, transport=self._transport,
-                follow_redirects=False, headers={"User-Agent": "botstream-sinks"})
+            client = self._clients[platform] = make_client(
+                self._kind, timeout=self._timeout, max_connections=self._max_connections, headers=self.HEADERS,
+                transport=self._given)
         return client
 
     async def send(self, platform: str, request: OutboundRequest) -> SendResult:
         started = time.perf_counter()
         try:
-            resp = await self.client(platform).request(request.method, request.url, headers=dict(request.headers),
+            url = self._urls.get(request.url)
+            if url is None:
+                if len(self._urls) >= URL_CACHE_SIZE:
+                    self._urls.clear()
+                url = self._urls[request.url] = httpx.URL(request.url)
+            resp = await self.client(platform).request(request.method, url, headers=request.headers,
                                                        content=request.content)
         except (httpx.HTTPError, OSError) as exc:
             return SendResult(None, classify_transport_error(type(exc).__name__), time.perf_counter() - started)
-        return SendResult(InboundResponse(resp.status_code, dict(resp.headers), resp.content, time.time()), None,
+        return SendResult(InboundResponse(resp.status_code, resp.headers, resp.content, time.time()), None,
                           time.perf_counter() - started)
 
     async def aclose(self) -> None:

@@ -89,6 +89,9 @@ class Settings:
     # Sinks
     sinks_web_port: int = setting(6067, "Faust web port of a sinks worker.")
     send_timeout_s: float = setting(5.0, "Timeout of one platform API call.")
+    sinks_http_transport: str = setting(
+        "aiohttp", "Connection pool under the platform calls' httpx API (botstream.sinks.transport).",
+        choices=("aiohttp", "httpx-sharded", "httpx-tuned", "httpx"))
     retry_delays_s: str = setting("5,30,300", "Delays of the retry topics replies.retry.1..N.")
     max_attempts: int = setting(5, "Delivery attempts before a reply goes to the DLQ.")
     # Sandbox
