@@ -39,6 +39,23 @@ class Settings:
     schema_registry_url: str | None = setting(
         None, "Confluent-compatible schema registry; when set records use its wire format.",
         env="SCHEMA_REGISTRY_URL")
+    # Schema registry access (botstream.core.codec.registry_config): basic auth or a bearer token, and TLS
+    schema_registry_user: str | None = setting(
+        None, "Schema registry basic auth: the user (Confluent Cloud: the API key).")
+    schema_registry_password: Secret | None = setting(
+        None, "Schema registry basic auth: the password (literal, env:NAME or file:PATH).")
+    schema_registry_bearer_token: Secret | None = setting(
+        None, "Schema registry bearer token, instead of basic auth (literal, env:NAME or file:PATH).")
+    schema_registry_logical_cluster: str | None = setting(
+        None, "Bearer auth: the registry's logical cluster (Confluent Cloud: lsrc-...), sent as target-sr-cluster.")
+    schema_registry_identity_pool: str | None = setting(
+        None, "Bearer auth: the identity pool id, when the registry asks for one.")
+    schema_registry_ca_file: Path | None = setting(
+        None, "CA certificates (PEM) that sign the registry's certificate; unset: the system's.")
+    schema_registry_cert_file: Path | None = setting(None, "Client certificate (PEM) for mutual TLS with the registry.")
+    schema_registry_key_file: Path | None = setting(None, "Client private key (PEM) for mutual TLS with the registry.")
+    schema_registry_key_password: Secret | None = setting(
+        None, "Password of an encrypted registry client key (literal, env:NAME or file:PATH).")
     topic_prefix: str = setting("botstream", "Prefix of every topic name.")
     partitions: int = setting(6, "Partitions of every chat-keyed topic (all equal: co-partitioning).")
     replication_factor: int = setting(1, "Replication factor of the project's topics.")

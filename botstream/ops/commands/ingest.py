@@ -16,11 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from botstream.ingest.worker import run_ingest
     from botstream.ops import preflight
 
     preflight.bots(settings)
     preflight.port(args.host or settings.ingest_host, settings.ingest_port if args.port is None else args.port,
                    "ingest", "BOTSTREAM_INGEST_PORT")
     preflight.broker(settings)
+    from botstream.ingest.worker import run_ingest
+
     return run_ingest(settings, host=args.host, port=args.port, workers=args.workers)

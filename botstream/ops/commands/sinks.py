@@ -18,7 +18,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def cmd_sinks(args: argparse.Namespace, settings: Settings) -> int:
     from botstream.ops import preflight
-    from botstream.sinks.worker import run_sinks_worker
 
     changes: dict[str, object] = {}
     if args.web_port:
@@ -29,4 +28,6 @@ def cmd_sinks(args: argparse.Namespace, settings: Settings) -> int:
     preflight.bots(settings)
     preflight.port(settings.web_host, settings.sinks_web_port, "sinks web server", "BOTSTREAM_SINKS_WEB_PORT")
     preflight.broker(settings)
+    from botstream.sinks.worker import run_sinks_worker
+
     return run_sinks_worker(settings)

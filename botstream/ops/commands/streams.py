@@ -32,7 +32,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
     from botstream.ops import preflight
-    from botstream.streams.worker import run_streams_worker
 
     changes = {}
     if args.web_port:
@@ -43,6 +42,8 @@ def cmd_streams(args: argparse.Namespace, settings: Settings) -> int:
     preflight.handlers(preflight.bots(settings))
     preflight.port(settings.web_host, settings.streams_web_port, "streams web server", "BOTSTREAM_STREAMS_WEB_PORT")
     preflight.broker(settings)
+    from botstream.streams.worker import run_streams_worker
+
     return run_streams_worker(settings)
 
 

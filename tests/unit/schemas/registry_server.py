@@ -1,7 +1,8 @@
 """A tiny in-process Confluent Schema Registry: just the endpoints the codec uses.
 
-Real HTTP on 127.0.0.1 (so httpx, timeouts and status handling are exercised for real),
-with knobs to fail on purpose and counters to prove caching.
+Real HTTP on 127.0.0.1 (so confluent-kafka's client, its httpx session, timeouts, authentication
+and status handling are exercised for real), with knobs to fail on purpose or to demand an
+Authorization header, and counters to prove caching.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class FakeRegistry:
         self.content_types: list[str] = []
         self.fail_status: int | None = None
         self.reject_status: int | None = None
+        self.required_auth: str | None = None  # an exact Authorization header, else 401
+        self.auth_headers: list[str] = []
         self._lock = threading.Lock()
         registry = self
 
@@ -41,7 +44,10 @@ class FakeRegistry:
                 registry.requests["POST"] += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 registry.content_types.append(self.headers.get("Content-Type", ""))
-                match = re.fullmatch(r"/subjects/([^/]+)/versions", self.path)
+                registry.auth_headers.append(self.headers.get("Authorization", ""))
+                if registry.required_auth and self.headers.get("Authorization") != registry.required_auth:
+                    return self._send(401, {"error_code": 401, "message": "Unauthorized"})
+                match = re.fullmatch(r"/subjects/([^/?]+)/versions(?:\?.*)?", self.path)
                 if registry.fail_status:
                     return self._send(registry.fail_status, {"error_code": 50001, "message": "boom"})
                 if registry.reject_status:
@@ -53,7 +59,10 @@ class FakeRegistry:
 
             def do_GET(self) -> None:  # noqa: N802
                 registry.requests["GET"] += 1
-                match = re.fullmatch(r"/schemas/ids/(\d+)", self.path)
+                registry.auth_headers.append(self.headers.get("Authorization", ""))
+                if registry.required_auth and self.headers.get("Authorization") != registry.required_auth:
+                    return self._send(401, {"error_code": 401, "message": "Unauthorized"})
+                match = re.fullmatch(r"/schemas/ids/(\d+)(?:\?.*)?", self.path)
                 if registry.fail_status:
                     return self._send(registry.fail_status, {"error_code": 50001, "message": "boom"})
                 if match is None or int(match.group(1)) not in registry.schemas:
