@@ -52,6 +52,12 @@ ACK_SECONDS = Histogram("botstream_ingest_ack_seconds",
 PRODUCE_SECONDS = Histogram("botstream_ingest_produce_seconds",
                             "Record handed to the producer -> broker acknowledgement seen on the event loop",
                             buckets=LATENCY_BUCKETS)
+CONNECTIONS_CLOSED = Counter("botstream_ingest_connections_closed_total",
+                             "Connections ingest closed on a limit: header_timeout, body_timeout, header_too_large, "
+                             "evicted (idle, for a new one at the connection limit), at_limit, bad_request",
+                             ["reason"])
+OPEN_CONNECTIONS = Gauge("botstream_ingest_open_connections", "Client connections open on this process's listener",
+                         multiprocess_mode="livesum")
 QUEUE_DEPTH = Gauge("botstream_ingest_producer_queue_depth",
                     "Records and requests waiting in the producer's local queue (len(producer))",
                     multiprocess_mode="livesum")

@@ -24,6 +24,7 @@ from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 from botstream.core.tracing import configure as configure_tracing
 from botstream.ingest.app import Hook, IngestApp
+from botstream.ingest.listener import ListenerLimits, listener_config
 from botstream.ingest.metrics import IngestMetrics
 from botstream.ingest.producer import KafkaSink, ingest_producer_config
 from botstream.ingest.sink import RecordSink
@@ -31,7 +32,6 @@ from botstream.ingest.sizes import SizeContract
 from botstream.schemas.codec import Codec
 
 APP_FACTORY = "botstream.ingest.server:create_app"
-KEEP_ALIVE_S = 65  # longer than common load-balancer idle timeouts (60 s), so they close first
 
 
 def load_bots(settings: Settings) -> BotRegistry:
@@ -98,8 +98,20 @@ def create_app() -> IngestApp:
     return app
 
 
-def uvicorn_config(app: Callable[..., Any] | str, host: str, port: int, workers: int = 1) -> uvicorn.Config:
-    return uvicorn.Config(
+def listener_limits(settings: Settings) -> ListenerLimits:
+    return ListenerLimits(header_timeout_s=settings.ingest_header_timeout_s,
+                          body_timeout_s=settings.ingest_body_timeout_s,
+                          max_header_bytes=settings.ingest_max_header_bytes,
+                          max_connections=settings.ingest_max_connections)
+
+
+def uvicorn_config(app: Callable[..., Any] | str, host: str, port: int, workers: int = 1,
+                   settings: Settings | None = None) -> uvicorn.Config:
+    """uvicorn serving `app` with httptools under the listener limits of `settings` (defaults when None;
+    see `botstream.ingest.listener`). The keep-alive timeout defaults to 65 s, longer than common
+    load-balancer idle timeouts (60 s), so they close first."""
+    settings = settings or Settings()
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -113,7 +125,8 @@ def uvicorn_config(app: Callable[..., Any] | str, host: str, port: int, workers:
         access_log=False,  # the app logs one richer line per request itself
         proxy_headers=False,  # client addresses are not used: skip that middleware on every request
         server_header=False,
-        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_keep_alive=settings.ingest_keep_alive_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=10,
         backlog=4096,
     )
+    return listener_config(config, listener_limits(settings))

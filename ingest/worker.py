@@ -43,12 +43,12 @@ def run_ingest(settings: Settings, *, host: str | None = None, port: int | None 
     if workers <= 1:
         app = build_app(settings, bots)
         tune_for_serving()
-        server = uvicorn.Server(uvicorn_config(app, host, port))
+        server = uvicorn.Server(uvicorn_config(app, host, port, settings=settings))
         server.run()
         return 0 if server.started else 1
     with tempfile.TemporaryDirectory(prefix="botstream-ingest-metrics-") as metrics_dir:
         os.environ[MULTIPROC_ENV] = metrics_dir
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        config = uvicorn_config(APP_FACTORY, host, port, workers)
+        config = uvicorn_config(APP_FACTORY, host, port, workers, settings=settings)
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

@@ -92,6 +92,16 @@ class Settings:
     ingest_workers: int = setting(1, "Ingest processes sharing the port.")
     max_body_bytes: int = setting(1 << 20, "Largest webhook body accepted (WhatsApp: 3 MB regardless).")
     ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
+    # Ingest listener limits (botstream.ingest.listener): a slow or idle client cannot hold resources
+    ingest_header_timeout_s: float = setting(
+        10.0, "A request's line and headers must arrive within this many seconds of its first byte (of connecting).")
+    ingest_body_timeout_s: float = setting(
+        30.0, "A request's body must arrive within this many seconds of its headers.")
+    ingest_keep_alive_s: float = setting(
+        65.0, "An idle keep-alive connection is closed after this many seconds (more than load balancers' 60).")
+    ingest_max_header_bytes: int = setting(32 * 1024, "Largest request line + headers; larger is answered 431.")
+    ingest_max_connections: int = setting(
+        1000, "Open connections per ingest process; at the limit the longest-idle one is closed for a new one.")
     # Faust workers (streams, sinks)
     web_host: str = setting("127.0.0.1", "Address the Faust web server (streams/sinks /metrics) listens on.")
     web_table_views: bool = setting(
