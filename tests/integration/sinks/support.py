@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
