@@ -14,11 +14,17 @@ scenario, on fresh topics:
 (c) latency  Telegram defaults, replies appended at half the budget (15/s) over random chats: p50/p99
              from the append to `replies` to the platform's acceptance (DeliveryResult.latency_ms,
              counted from the record's creation just before it is produced).
+(d) HTTP transports  asked for by name (--only a,b,c,d): no broker, no worker; each transport the
+             sinks can send with (`BOTSTREAM_SINKS_HTTP_TRANSPORT`) drives the sandbox (limits off)
+             from a process of its own with 100 and 500 calls in flight, next to a bare httpx loop:
+             requests/s and requests per CPU-second of the sending process
+             (bench/sinks/bench_transports.py, which also runs alone).
 
     python -m bench.sinks.bench_sinks [--only a,b,c] [--chats 1000] [--speed-replies 3000]
-                                      [--latency-seconds 15] [--json FILE]
+                                      [--latency-seconds 15] [--transport-widths 100,500]
+                                      [--transport-seconds 3] [--transport-rounds 2] [--json FILE]
 
-Bounded: about two and a half minutes with the defaults on a 2-core machine.
+Bounded: about two and a half minutes with the defaults on a 2-core machine; (d) about three more.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from bench.sinks import bench_transports
 from botstream.core.bots import parse_bots
 from botstream.core.kafka import consumer_config, producer_config
 from botstream.core.processes import die_with_parent
@@ -346,17 +353,22 @@ def latency(env: Env, chats: int, seconds: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_sinks", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c", help="scenarios to run (a,b,c)")
+    parser.add_argument("--only", default="a,b,c", help="scenarios to run (a,b,c,d)")
     parser.add_argument("--chats", type=int, default=1000)
     parser.add_argument("--speed-replies", type=int, default=3000)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--transport-widths", default="100,500", help="(d) calls in flight, comma-separated")
+    parser.add_argument("--transport-seconds", type=float, default=3.0, help="(d) timed part of each run")
+    parser.add_argument("--transport-rounds", type=int, default=2, help="(d) interleaved rounds (median kept)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-sinks-") as tmp_name:
         tmp = Path(tmp_name)
-        with broker(tmp) as bootstrap, sandbox(tmp) as url:
+        # (d) needs no broker: none is started for it alone
+        with (broker(tmp) if only & {"a", "b", "c"} else contextlib.nullcontext("")) as bootstrap, \
+                sandbox(tmp) as url:
             env = Env(bootstrap, url, tmp)
             if "a" in only:
                 figures.append(budget(env, args.chats))
@@ -367,10 +379,19 @@ def main(argv: list[str] | None = None) -> int:
             if "c" in only:
                 figures.append(latency(env, args.chats, args.latency_seconds))
                 print(json.dumps(figures[-1]), flush=True)
+            if "d" in only:
+                figures.append(bench_transports.compare(
+                    url, [int(w) for w in args.transport_widths.split(",")], args.transport_seconds,
+                    args.transport_rounds, list(bench_transports.KINDS),
+                    reset=lambda: control(url, limits=False)))
+                print(json.dumps(figures[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     print()
     for f in figures:
+        if "rows" in f:
+            bench_transports.print_table(f)
+            continue
         print(f["scenario"])
         print("    " + ", ".join(f"{k}={v}" for k, v in f.items() if k != "scenario"))
     return 0
