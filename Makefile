@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 PROMTOOL ?= promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test unit integration bench faults lint jars clean help tools
+.PHONY: run test unit integration bench faults lint jars clean help tools compose compose-check
 
 help:
 	@echo "make run    start the local stack (embedded Kafka + pipeline) in the foreground"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench  run the benchmarks (bench/), printing ratios against baselines"
 	@echo "make faults fault scenarios on the whole pipeline (kill -9, retry storm, sandbox and broker faults)"
 	@echo "make lint   ruff + mypy"
+	@echo "make compose  docker compose up --build -d (checks for Docker Compose v2 first)"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,21 @@ faults: $(STAMP) jars
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy -p botstream
+
+# docker-compose.yml needs Docker Compose v2 (`docker compose`): Compose v1 (`docker-compose` 1.x)
+# rejects its top-level `name:`. DOCKER can point at another client (the check's test does).
+DOCKER ?= docker
+compose-check:
+	@v=$$($(DOCKER) compose version --short 2>/dev/null); \
+	case "$$v" in \
+	  v2*|2*|v3*|3*|v4*|4*) ;; \
+	  *) echo "docker-compose.yml needs Docker Compose v2 ('docker compose ...', found: $${v:-none});" \
+	          "Compose v1 ('docker-compose' 1.x) rejects its top-level 'name:'." \
+	          "Install the Docker Compose plugin (Debian/Ubuntu: docker-compose-plugin)." >&2; exit 1;; \
+	esac
+
+compose: compose-check
+	$(DOCKER) compose up --build -d
 
 clean:
 	rm -rf .botstream .pytest_cache .mypy_cache .ruff_cache

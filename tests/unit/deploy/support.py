@@ -82,12 +82,15 @@ def exported_metric_names() -> dict[str, str]:
     plus the lag collector's declared families (it is registered only in the exporter process).
     Counters are named with `_total` (what the exposition serves); histograms by their base name.
     """
+    import importlib
+
     from prometheus_client import REGISTRY
 
-    import botstream.ingest.metrics  # noqa: F401 - registers the ingest metrics
-    import botstream.sinks.metrics  # noqa: F401
-    import botstream.streams.metrics  # noqa: F401
     from botstream.ops.lag import ConsumerLagCollector
+    from botstream.ops.metrics_catalog import STAGE_MODULES
+
+    for module in STAGE_MODULES:  # importing them registers their metrics
+        importlib.import_module(module)
 
     families = list(REGISTRY.collect())
     families += ConsumerLagCollector(Settings(), "unused:9092").describe()

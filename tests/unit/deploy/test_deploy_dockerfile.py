@@ -119,3 +119,14 @@ def test_dockerignore_keeps_local_state_out_and_the_build_inputs_in() -> None:
     for path in ("pyproject.toml", "constraints.txt", "README.md", "botstream", "schemas", "ingest", "streams",
                  "sinks", "sandbox"):
         assert not ignored(path), f"{path} is needed by the build but ignored"
+
+
+def test_the_bots_image_example_adds_bots_to_the_botstream_image_and_stays_non_root() -> None:
+    from botstream import __version__
+
+    args, stages = parse_dockerfile((REPO_ROOT / "deploy" / "bots.Dockerfile").read_text())
+    [stage] = stages
+    assert stage.base == "${BOTSTREAM_IMAGE}" and args["BOTSTREAM_IMAGE"] == f"botstream:{__version__}"
+    assert any(c.endswith("/opt/bots/") for c in stage.all("COPY"))
+    assert stage.instructions[-1] == ("USER", "10001:10001")  # the runtime user again after installing
+    assert "ENTRYPOINT" not in {kw for kw, _ in stage.instructions}  # still `botstream`

@@ -1,9 +1,11 @@
 """The Grafana dashboard reads only metrics the code exports (a renamed metric would otherwise leave
-an empty panel nobody notices), covers what operators asked to see, and its provisioning fits."""
+an empty panel nobody notices), covers what operators asked to see (integrations and partitions too),
+is filtered by its template variables (data source, platform, bot), and its provisioning fits."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,7 +35,18 @@ REQUIRED = {
     "retries by level": "botstream_sinks_retry_records_total",
     "DLQ size": "botstream_dlq_records",
     "breaker state": "botstream_sinks_breaker_state",
+    "integration calls": "botstream_integration_calls_total",
+    "integration latency": "botstream_integration_call_seconds_bucket",
+    "integration slots": "botstream_integration_in_flight",
+    "integration retries": "botstream_integration_retries_total",
+    "integration breakers": "botstream_integration_breaker_state",
+    "owned partitions (streams)": "botstream_streams_owned_partitions",
+    "owned partitions (sinks)": "botstream_sinks_owned_partitions",
+    "checkpoint seconds": "botstream_streams_checkpoint_seconds_bucket",
+    "restore seconds": "botstream_streams_restore_seconds_bucket",
 }
+DATASOURCE = "${datasource}"
+LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\s*\)$")
 
 
 def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -73,9 +86,13 @@ def test_every_metric_in_the_dashboard_is_exported_by_the_code() -> None:
             unknown = unknown_metric_names(promql_metric_names(t["expr"]), exported)
             assert not unknown, f"panel {p['title']!r} reads metrics nothing exports: {unknown}"
     for var in DASHBOARD.get("templating", {}).get("list", []):
+        if var["type"] != "query":
+            continue
         query = var.get("query")
         text = query.get("query", "") if isinstance(query, dict) else str(query or "")
-        assert not unknown_metric_names(promql_metric_names(text), exported), var.get("name")
+        selector = LABEL_VALUES.match(text)  # label_values(<series selector>, <label>)
+        assert selector, f"variable {var['name']}: {text!r} is not label_values(metric, label)"
+        assert not unknown_metric_names(promql_metric_names(selector.group(1)), exported), var.get("name")
 
 
 def test_the_dashboard_shows_what_operators_need() -> None:
@@ -84,14 +101,46 @@ def test_the_dashboard_shows_what_operators_need() -> None:
     assert not missing, f"no panel for {missing}"
 
 
-def test_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
+def variables() -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+
+
+def test_template_variables_choose_the_datasource_the_platform_and_the_bot() -> None:
     provisioned = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text())
     uids = {d["uid"] for d in provisioned["datasources"]}
+    found = variables()
+    assert list(found)[:3] == ["datasource", "platform", "bot"]
+    ds = found["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus"
+    assert ds["current"]["value"] in uids  # the default is the provisioned Prometheus
+    for name in ("platform", "bot"):
+        var = found[name]
+        assert var["type"] == "query" and var["datasource"]["uid"] == DATASOURCE
+        assert var["includeAll"] and var["multi"] and var["allValue"] == ".*"
+    assert '$platform' in found["bot"]["query"]["query"]  # the bot list follows the platform chosen
+
+
+def test_every_query_is_filtered_by_the_variables_its_metric_has() -> None:
+    from botstream.ops.metrics_catalog import catalog
+
+    labels = {name: {x.strip() for x in lab.split(",")} for name, _t, lab, _d in catalog()}
+    for p in QUERY_PANELS:
+        for t in p["targets"]:
+            for name in promql_metric_names(t["expr"]):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                have = labels.get(name, labels.get(base, set()))
+                for label in ("platform", "bot"):
+                    if label in have:
+                        assert re.search(rf'{re.escape(name)}\{{[^}}]*{label}=~"\${label}"', t["expr"]), (
+                            f"panel {p['title']!r}: {name} is not filtered by ${label}")
+
+
+def test_panels_use_the_datasource_variable_and_do_not_overlap() -> None:
     cells: set[tuple[int, int]] = set()
     for p in panels(DASHBOARD["panels"]):
         if p.get("type") != "row":
-            assert p["datasource"]["uid"] in uids, p["title"]
-            assert all(t["datasource"]["uid"] in uids for t in p["targets"]), p["title"]
+            assert p["datasource"]["uid"] == DATASOURCE, p["title"]
+            assert all(t["datasource"]["uid"] == DATASOURCE for t in p["targets"]), p["title"]
         g = p["gridPos"]
         assert g["x"] + g["w"] <= 24, f"{p['title']!r} is wider than the grid"
         mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}

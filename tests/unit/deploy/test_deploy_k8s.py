@@ -1,15 +1,20 @@
 """deploy/k8s, checked without a cluster: the manifests parse, KEDA scales things that exist on the
-consumer groups the workers really use (bounded by the partition count), every container runs a
-real botstream command, and the bots ConfigMap loads with the Secret example's keys."""
+consumer groups the workers really use (bounded by the partition count, the bootstrap address read
+from the ConfigMap), every container runs a real botstream command, kustomize sets every image's
+name and tag, each stage has a PodDisruptionBudget, the workers report ready only after recovery,
+the TLS Ingress example routes webhooks only, and the bots ConfigMap loads with the Secret example's keys."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from botstream import __version__
 from botstream.core.bots import load_bots_file
 from botstream.core.settings import Settings
 from tests.unit.deploy.support import (
@@ -130,7 +135,12 @@ def test_scaled_object_watches_the_workers_consumer_group(so: dict[str, Any]) ->
         meta = t["metadata"]
         assert meta["consumerGroup"] == f"{settings.topic_prefix}-{stage}"  # the Faust app id
         assert meta["topic"] == settings.topic(source_topic)
-        assert meta["bootstrapServers"] == settings.kafka_bootstrap_servers
+        # the address is read from the ConfigMap, through the target container's envFrom: never repeated here
+        assert "bootstrapServers" not in meta and meta["bootstrapServersFromEnv"] == "KAFKA_BOOTSTRAP_SERVERS"
+        assert meta["bootstrapServersFromEnv"] in config()
+        ref = so["spec"]["scaleTargetRef"]
+        target = next(c for c in containers(named(ref["kind"], ref["name"])) if c["name"] == ref["envSourceContainerName"])
+        assert {"configMapRef": {"name": "botstream-config"}} in target["envFrom"]
         assert int(meta["lagThreshold"]) > 0
         assert meta.get("offsetResetPolicy", "latest") == "earliest"  # as faust_app.py's consumers
 
@@ -168,3 +178,76 @@ def test_stages_mount_the_bots_file_where_the_setting_says(name: str) -> None:
         assert [Path(m["mountPath"]) for m in mounts] == [bots_file.parent], c["name"]
         secrets = {r.get("secretRef", {}).get("name") for r in c.get("envFrom", [])}
         assert "botstream-bot-credentials" in secrets, "the bots file's env: credentials come from the Secret"
+
+
+def kustomization() -> dict[str, Any]:
+    return next(d for _, d in DOCS if d.get("kind") == "Kustomization")
+
+
+def kustomize_image(image: str, entries: list[dict[str, str]]) -> str:
+    """What kustomize's `images:` does to one container image: the entry whose `name` is the image's
+    name (without tag or digest) replaces the name with `newName` and the tag with `newTag`."""
+    name, _, tag = image.partition("@")[0].partition(":")
+    for entry in entries:
+        if entry["name"] == name:
+            return f"{entry.get('newName', name)}:{entry.get('newTag', tag or 'latest')}"
+    return image
+
+
+def test_kustomize_sets_every_image_name_and_tag() -> None:
+    entries = kustomization()["images"]
+    assert [e["name"] for e in entries] == ["botstream"]
+    entry = entries[0]
+    assert entry["newName"] and entry["newTag"] == __version__  # the release the manifests are written for
+    images = [c["image"] for w in of_kind(*WORKLOAD_KINDS) for c in containers(w)]
+    assert images and set(images) == {"botstream"}, "the tag lives in kustomization.yaml only"
+    assert {kustomize_image(i, entries) for i in images} == {f"{entry['newName']}:{entry['newTag']}"}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_kustomize_renders_the_images() -> None:
+    rendered = subprocess.run(["kubectl", "kustomize", str(K8S_DIR)], capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+    entry = kustomization()["images"][0]
+    images = {line.split("image:", 1)[1].strip() for line in rendered.splitlines() if line.strip().startswith("image:")}
+    assert images == {f"{entry['newName']}:{entry['newTag']}"}
+
+
+@pytest.mark.parametrize("stage", ["ingest", "streams", "sinks"])
+def test_each_stage_has_a_pod_disruption_budget(stage: str) -> None:
+    pdb = named("PodDisruptionBudget", stage)
+    workload = next(w for w in of_kind("Deployment", "StatefulSet") if w["metadata"]["name"] == stage)
+    pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    rules = {k for k in ("minAvailable", "maxUnavailable") if k in pdb["spec"]}
+    assert len(rules) == 1
+    if "minAvailable" in rules:  # a drain must still be able to evict one pod
+        hpa = named("HorizontalPodAutoscaler", stage)
+        assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    else:
+        assert pdb["spec"]["maxUnavailable"] == 1  # one rebalance at a time
+
+
+@pytest.mark.parametrize("stage", ["streams", "sinks"])
+def test_workers_are_ready_only_after_recovery(stage: str) -> None:
+    workload = next(w for w in of_kind("Deployment", "StatefulSet") if w["metadata"]["name"] == stage)
+    [c] = containers(workload)
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "web"}
+    assert c["livenessProbe"]["httpGet"]["path"] == "/metrics"  # alive while recovering
+
+
+def test_ingress_example_terminates_tls_and_routes_only_webhooks() -> None:
+    [ingress] = yaml_documents(K8S_DIR / "ingress.example.yaml")
+    assert ingress["kind"] == "Ingress" and "ingress.example.yaml" not in kustomization()["resources"]
+    spec = ingress["spec"]
+    hosts = {h for t in spec["tls"] for h in t["hosts"]}
+    assert {r["host"] for r in spec["rules"]} <= hosts and all(t["secretName"] for t in spec["tls"])
+    service = named("Service", "ingest")
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    for rule in spec["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["path"] == "/webhooks/" and path["pathType"] == "Prefix"
+            backend = path["backend"]["service"]
+            assert backend["name"] == "ingest" and backend["port"]["name"] in ports
+    body = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(body.rstrip("m")) * 1_000_000 >= 3_000_000  # WhatsApp bodies of up to 3 MB reach ingest
