@@ -149,3 +149,18 @@ def test_panels_use_the_datasource_variable_and_do_not_overlap() -> None:
     ids = [p["id"] for p in panels(DASHBOARD["panels"])]
     assert len(ids) == len(set(ids))
     assert DASHBOARD["uid"] == "botstream"
+
+
+def test_grouping_labels_exist_on_the_metrics_queried() -> None:
+    """`sum by (x)` over a metric without label x draws one unlabeled line: a renamed label would go unnoticed."""
+    from botstream.ops.metrics_catalog import catalog, lag_rows
+
+    labels = {name: {x.strip() for x in lab.split(",") if x.strip()} for name, _t, lab, _d in catalog() + lag_rows()}
+    for p in QUERY_PANELS:
+        for t in p["targets"]:
+            have = {"le", "instance", "job"}
+            for name in promql_metric_names(t["expr"]):
+                have |= labels.get(name, labels.get(re.sub(r"_(bucket|sum|count)$", "", name), set()))
+            for group in re.findall(r"\bby\s*\(([^)]*)\)", t["expr"]):
+                used = {x.strip() for x in group.split(",") if x.strip()}
+                assert used <= have, f"panel {p['title']!r} groups by {used - have}, which its metrics lack"
