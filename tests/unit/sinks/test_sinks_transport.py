@@ -63,7 +63,8 @@ class Server:
     /garbage       an answer that is not HTTP
     """
 
-    def __init__(self) -> None:
+    def __init__(self, idle_close_s: float | None = None) -> None:
+        self.idle_close_s = idle_close_s  # close a kept-alive connection idle this long (None: never)
         self.seen = Seen()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -91,8 +92,9 @@ class Server:
         try:
             while True:
                 try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    async with asyncio.timeout(self.idle_close_s):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
@@ -287,6 +289,17 @@ async def test_concurrent_calls_share_one_keep_alive_pool(server: Server, client
     assert server.seen.max_in_flight <= 4  # the pool's size (4), never more
     assert server.seen.connections <= 4  # 60 calls, kept-alive connections reused across the rounds
     assert len(server.seen.requests) == 60
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(client: httpx.AsyncClient) -> None:
+    server = await Server(idle_close_s=0.1).start()
+    try:
+        assert (await client.post(f"{server.url}/ok", content=b"{}")).status_code == 200
+        await asyncio.sleep(0.4)  # the server has closed it by now
+        assert (await client.post(f"{server.url}/ok", content=b"{}")).status_code == 200
+        assert server.seen.connections == 2
+    finally:
+        await server.stop()
 
 
 async def test_one_aiohttp_pool_per_origin(server: Server) -> None:
