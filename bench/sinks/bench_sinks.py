@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import signal
 import statistics
 import subprocess
@@ -137,10 +138,15 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
                 proc.wait(10)
 
 
+SANDBOX_TOKEN = secrets.token_urlsafe(16)  # the control API's token of the sandbox this bench starts
+CONTROL_AUTH = {"X-Sandbox-Token": SANDBOX_TOKEN}
+
+
 @contextlib.contextmanager
 def sandbox(tmp: Path) -> Iterator[str]:
     port = free_port()
-    with process(["-m", "botstream.sandbox", "--port", str(port)], tmp / "sandbox.log"):
+    with process(["-m", "botstream.sandbox", "--port", str(port)], tmp / "sandbox.log",
+                 {"BOTSTREAM_SANDBOX_TOKEN": SANDBOX_TOKEN}):
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -154,8 +160,9 @@ def sandbox(tmp: Path) -> Iterator[str]:
 def control(url: str, *, limits: bool) -> None:
     """Reset the sandbox (deliveries, stats, limiter state) and switch its limits on or off."""
     platforms = ("telegram", "slack", "discord", "whatsapp")
-    httpx.put(f"{url}/_sandbox/config", json={"limits": {p: {"enabled": limits} for p in platforms}}).raise_for_status()
-    httpx.post(f"{url}/_sandbox/reset").raise_for_status()
+    httpx.put(f"{url}/_sandbox/config", json={"limits": {p: {"enabled": limits} for p in platforms}},
+              headers=CONTROL_AUTH).raise_for_status()
+    httpx.post(f"{url}/_sandbox/reset", headers=CONTROL_AUTH).raise_for_status()
 
 
 @contextlib.contextmanager
@@ -189,7 +196,7 @@ def sinks_worker(env: Env, name: str, limits: str = "") -> Iterator[tuple[Settin
         produce(env.bootstrap, settings.topic("replies"), [warmup])
         if not results(env.bootstrap, settings.topic("deliveries"), 1, timeout=60):
             raise RuntimeError("the warm-up reply was not delivered")
-        httpx.post(f"{env.sandbox_url}/_sandbox/reset").raise_for_status()
+        httpx.post(f"{env.sandbox_url}/_sandbox/reset", headers=CONTROL_AUTH).raise_for_status()
         yield settings, proc.pid
 
 
