@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 
 from botstream.core.bots import BotRegistry, load_service_bots
+from botstream.core.codec import codec_for
 from botstream.core.logs import setup_logging
 from botstream.core.settings import Settings
 from botstream.core.tracing import configure as configure_tracing
@@ -40,14 +41,9 @@ def load_bots(settings: Settings) -> BotRegistry:
 
 
 def build_codec(settings: Settings) -> Codec:
-    if not settings.schema_registry_url:
-        return Codec()
-    from botstream.schemas.registry import SchemaRegistryClient
-
-    codec = Codec(registry=SchemaRegistryClient(settings.schema_registry_url),
-                  topics={"update": settings.topic("updates")})
-    codec.register_schemas()  # blocking HTTP: now, not inside the first request
-    return codec
+    """Ingest writes updates only: with a registry (and its auth, from the settings), that schema is
+    registered now, not inside the first request."""
+    return codec_for(settings, records=["update"])
 
 
 def build_app(settings: Settings, bots: BotRegistry, *, sink: RecordSink | None = None,

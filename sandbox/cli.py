@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from botstream.core.errors import ConfigError as SettingsError
+from botstream.core.exitcodes import ExitCode
 from botstream.core.settings import Settings
 from botstream.sandbox.auth import new_token, token_file, write_token_file
 from botstream.sandbox.config import ConfigError, SandboxConfig
@@ -34,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
             config = config.merged({"seed": args.seed})
     except ConfigError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.SETTINGS
     if args.no_limits:
         config = config.with_limits_disabled()
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.SETTINGS
     if settings.sandbox_token is not None:
         token = settings.sandbox_token.reveal()
     else:  # made here, printed once, and left where clients on this machine find it

@@ -36,6 +36,7 @@ from botstream.core.codec import codec_for
 from botstream.core.faust_app import add_metrics_page, add_readiness_page, worker_app
 from botstream.core.generation import Abandoned
 from botstream.core.kafka import consumer_config, header_map, producer_config
+from botstream.core.logs import SampledSummary
 from botstream.core.producer import OutputProducer
 from botstream.core.runtime import Lane, RuntimeOptions, StatefulRuntime, StateView
 from botstream.core.settings import Settings
@@ -44,7 +45,12 @@ from botstream.schemas.codec import Codec
 from botstream.schemas.errors import DecodeError
 from botstream.schemas.headers import CORRELATION_ID, REPLAY_OF, RETRY_HOP
 from botstream.schemas.records import parse_chat_key
-from botstream.schemas.topics import SINKS_LEDGER_KEEP_MS, changelog_topic, retry_topic
+from botstream.schemas.topics import (
+    SINKS_LEDGER_KEEP_MS,
+    changelog_topic,
+    producer_max_message_bytes,
+    retry_topic,
+)
 from botstream.sinks import metrics
 from botstream.sinks.budget import Budgets
 from botstream.sinks.chatlocks import ChatLocks
@@ -100,7 +106,10 @@ class SinksWorker:
         self.dlq_name = settings.topic("replies.dlq")
         self.deliveries_name = settings.topic("deliveries")
         self.quarantine_name = settings.topic("quarantine")
-        self.outputs = OutputProducer(producer_config(settings, client_id=app_id))
+        largest = producer_max_message_bytes(
+            settings, [f"replies.retry.{n}" for n in self.retry_names] + ["replies.dlq", "deliveries", "quarantine"])
+        sized: dict[str, Any] = {"message.max.bytes": largest}  # the largest record these topics take
+        self.outputs = OutputProducer(producer_config(settings, client_id=app_id, **sized))
         changelog = OutputProducer(producer_config(settings, client_id=f"{app_id}-changelog"), track_offsets=True)
         tables = [TableSpec(name, changelog_topic(settings, "sinks", name)) for name in (LEDGER, CHATS, HELD)]
         inputs = [self.replies_name, *self.retry_names.values()]
@@ -119,6 +128,7 @@ class SinksWorker:
         self.sender = sender or HttpSender(settings.send_timeout_s)
         self.deliverer = ReplyDeliverer(bots, self.sender, self.budgets, self.chain, self.generation)
         self._coalesced: set[str] = set()
+        self.summary = SampledSummary(log, "replies")  # per-reply lines at DEBUG, counts at INFO
         self._sweep_at: dict[int, float] = {}
         self._sweep_cursor: dict[int, bytes | None] = {}
 
@@ -297,17 +307,18 @@ class SinksWorker:
                 received = int(r.get("update_received_at_ms") or 0)
                 if received:
                     metrics.end_to_end(*labels).observe(max(0, now_ms - received) / 1000)
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("reply delivered", extra=log_fields(r, status=verdict.http_status))
+                self.summary.record("delivered", "reply delivered", **log_fields(r, status=verdict.http_status))
             if len(verdict.group) > 1:
                 metrics.COALESCED.labels(*labels).inc(len(verdict.group) - 1)
             return True
         if isinstance(verdict, Duplicate):
             metrics.LEDGER_SKIPS.labels(*labels).inc()
-            log.info("reply already %s; copy skipped", verdict.entry.status, extra=log_fields(reply))
+            self.summary.record("skipped_duplicate", "reply already settled; copy skipped",
+                                **log_fields(reply, ledger=verdict.entry.status))
             self._result(reply, "skipped_duplicate", 0, now_ms, message_id=verdict.entry.message_id)
             return True
         if isinstance(verdict, Skipped):
+            self.summary.record("unsupported")
             t.ledger.record(reply["reply_id"], "failed_permanent", now_ms)
             self._result(reply, "failed_permanent", 0, now_ms, error_code="unsupported", error=verdict.reason)
             return True
@@ -317,6 +328,7 @@ class SinksWorker:
                                  str(reply["chat_key"]).encode(), headers=headers)
             t.ledger.record(reply["reply_id"], verdict.outcome, now_ms)  # durable with the DLQ record
             metrics.DLQ_RECORDS.labels(*labels, verdict.outcome).inc()
+            self.summary.record(verdict.outcome)
             log.warning("reply dead-lettered: %s", verdict.reason,
                         extra=log_fields(record, reason=verdict.outcome, status=verdict.http_status))
             self._result(record, verdict.outcome, int(record.get("attempt") or 0), now_ms,
@@ -333,6 +345,7 @@ class SinksWorker:
                              headers=headers)
         t.hold.block(str(reply["chat_key"]), record, verdict.level)  # durable with the retry record
         metrics.RETRY_RECORDS.labels(*labels, str(verdict.level)).inc()
+        self.summary.record(f"retry.{verdict.level}")
         delay_s = max(0.0, (int(record["not_before_ms"]) - now_ms) / 1000)
         log.info("reply to retry level %d in %.1fs: %s", verdict.level, delay_s, verdict.reason,
                  extra=log_fields(record, delay_s=round(delay_s, 3), reason=verdict.reason))
@@ -419,6 +432,7 @@ class SinksWorker:
 
     async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
         await self.runtime.stop()  # sends in flight end (and are recorded) before the clients close
+        self.summary.close()
         await self.sender.aclose()
 
 

@@ -34,7 +34,7 @@ from botstream.schemas.codec import Codec
 from botstream.schemas.errors import DecodeError
 from botstream.schemas.headers import CORRELATION_ID, PLATFORM, TRACEPARENT
 from botstream.schemas.records import parse_chat_key
-from botstream.schemas.topics import changelog_topic
+from botstream.schemas.topics import changelog_topic, producer_max_message_bytes
 from botstream.streams import metrics
 from botstream.streams.control import CONTROL, HANDOFF_RELEASE, JOB_SEND, control_update
 from botstream.streams.dedupe import expiry_index_key
@@ -77,7 +77,9 @@ class StreamsWorker:
         self.quarantine_name = topic("quarantine")
         self.handlers = handlers if handlers is not None else load_handlers(bots, load_bot)
         self.integrations = IntegrationPool(bots.values())  # one client and one set of guards per process
-        self.outputs = OutputProducer(producer_config(settings, client_id=app_id))
+        largest = producer_max_message_bytes(settings, ["messages", "replies", "handoff", "quarantine"])
+        sized: dict[str, Any] = {"message.max.bytes": largest}  # the largest record these topics take
+        self.outputs = OutputProducer(producer_config(settings, client_id=app_id, **sized))
         changelog = OutputProducer(producer_config(settings, client_id=f"{app_id}-changelog"), track_offsets=True)
         self.processor = UpdateProcessor(
             bots, self.handlers, emit=self._emit, dedupe_window_s=settings.dedupe_window_s,
@@ -239,6 +241,8 @@ class StreamsWorker:
         metrics.OWNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic == self.updates_name))
 
     async def _on_shutdown(self, sender: Any = None, **kwargs: Any) -> None:
+        await self.runtime.stop()
+        self.processor.summary.close()
         await self.integrations.aclose()
 
     # -- scheduled jobs ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Protocol, cast
 
 from botstream.core.bots import BotConfig, BotRegistry
 from botstream.core.eager import start_task_eagerly
+from botstream.core.logs import SampledSummary
 from botstream.schemas.binary_compiler import UNION_TAG
 from botstream.schemas.headers import CORRELATION_ID
 from botstream.schemas.records import REPLY_META_KEYS, chat_key, parse_chat_key
@@ -114,7 +115,7 @@ class _Call:
 class UpdateProcessor:
     def __init__(self, bots: BotRegistry, handlers: Mapping[str, Bot], *, emit: Emit, dedupe_window_s: float,
                  handler_timeout_s: float, clock: Callable[[], float] = time.time,
-                 integrations: IntegrationPool | None = None) -> None:
+                 integrations: IntegrationPool | None = None, summary: SampledSummary | None = None) -> None:
         self.bots = bots
         self.handlers = handlers
         self.emit = emit
@@ -122,6 +123,8 @@ class UpdateProcessor:
         self.handler_timeout_s = handler_timeout_s
         self.clock = clock
         self.integrations = integrations
+        #: per-update lines at DEBUG, and a count by outcome at INFO every interval
+        self.summary = summary or SampledSummary(log, "updates")
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -151,6 +154,7 @@ class UpdateProcessor:
         labels = (update["platform"], update["bot_id"])
         if update.get("from_bot"):
             metrics.updates(*labels, "from_bot").inc()
+            self.summary.record("from_bot")
             return Outcome("from_bot")
         key = dedupe_key(update)
         now = self.now_ms()
@@ -158,9 +162,8 @@ class UpdateProcessor:
         if verdict is Verdict.DUPLICATE:
             metrics.updates(*labels, "duplicate").inc()
             metrics.duplicates(*labels).inc()
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("duplicate update dropped", extra={"correlation_id": update.get("correlation_id"),
-                                                              "chat_key": chat, "update_id": update["update_id"]})
+            self.summary.record("duplicate", "duplicate update dropped", correlation_id=update.get("correlation_id"),
+                                chat_key=chat, update_id=update["update_id"])
             return Outcome("duplicate")
         if verdict is Verdict.NEW:
             state.put(DEDUPE, key, Seen(p=partition, o=offset, t=now))
@@ -177,6 +180,7 @@ class UpdateProcessor:
             outcome = Outcome("handoff", events=events)
             self._commit(chat, conversation, outcome, state, out_headers)
             metrics.updates(*labels, "handoff").inc()
+            self.summary.record("handoff")
             return outcome
 
         handler_bot = self.handlers.get(update["bot_id"])
@@ -185,6 +189,7 @@ class UpdateProcessor:
             outcome = Outcome("no_handler", events=events)
             self._commit(chat, conversation, outcome, state, out_headers)
             metrics.updates(*labels, "no_handler").inc()
+            self.summary.record("no_handler")
             return outcome
 
         # The integrations get the moment the timeout fires, so their waits and retries end before it.
@@ -227,10 +232,8 @@ class UpdateProcessor:
         metrics.updates(*labels, outcome.verdict).inc()
         if replies:
             metrics.replies_planned(*labels).inc(len(replies))
-        if log.isEnabledFor(logging.DEBUG):  # message text is never logged
-            log.debug("update %s: %d replies", outcome.verdict, len(replies),
-                      extra={"correlation_id": update.get("correlation_id"), "chat_key": chat,
-                             "update_id": update["update_id"], "bot": update["bot_id"]})
+        self.summary.record(outcome.verdict, "update handled", correlation_id=update.get("correlation_id"),
+                            chat_key=chat, update_id=update["update_id"], bot=update["bot_id"], replies=len(replies))
         return outcome
 
     def _commit(self, chat: str, conversation: ConversationState, outcome: Outcome, state: StateAccess,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -62,9 +63,11 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def http_send(url: str, method: str, body: Any = None, timeout: float = 10.0) -> Any:
+def http_send(url: str, method: str, body: Any = None, timeout: float = 10.0,
+              headers: dict[str, str] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else b""
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"content-type": "application/json", **(headers or {})})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback
         return json.loads(resp.read() or b"null")
 
@@ -211,7 +214,9 @@ class Topology:
             bots = self.workdir / "bots.toml"
             bots.write_text(bots_toml(self.sandbox_url))
             rf = "3" if self.kafka_nodes >= 3 and not external else "1"
+            self.sandbox_token = secrets.token_urlsafe(24)  # the sandbox's control API wants it
             self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                        "BOTSTREAM_SANDBOX_TOKEN": self.sandbox_token,
                         "BOTSTREAM_TOPIC_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
                         "BOTSTREAM_PARTITIONS": str(self.partitions), "BOTSTREAM_BOTS_FILE": str(bots),
                         "BOTSTREAM_REPLICATION_FACTOR": rf, "BOTSTREAM_MIN_INSYNC_REPLICAS": "2" if rf == "3" else "1",
@@ -272,7 +277,7 @@ class Topology:
         return out
 
     def sandbox_config(self, patch: dict[str, Any]) -> Any:
-        return http_send(f"{self.sandbox_url}/_sandbox/config", "PUT", patch)
+        return http_send(f"{self.sandbox_url}/_sandbox/config", "PUT", patch, headers=self._control())
 
     def sandbox_stats(self) -> Any:
         return http_get(f"{self.sandbox_url}/_sandbox/stats")
@@ -282,7 +287,10 @@ class Topology:
         return list(data.get("deliveries", [])) if isinstance(data, dict) else list(data)
 
     def sandbox_reset(self) -> None:
-        http_send(f"{self.sandbox_url}/_sandbox/reset", "POST", {})
+        http_send(f"{self.sandbox_url}/_sandbox/reset", "POST", {}, headers=self._control())
+
+    def _control(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.sandbox_token}"}
 
     def log_files(self) -> list[Path]:
         files = sorted((self.workdir / "logs").glob("*.log"))

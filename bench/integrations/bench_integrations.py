@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def upstream_server() -> Iterator[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as cfg:
         json.dump({"seed": 1}, cfg)
     proc = subprocess.Popen([sys.executable, "-m", "botstream.sandbox", "--port", str(port), "--no-limits", "--config", cfg.name],
+                            env={**os.environ, "BOTSTREAM_SANDBOX_TOKEN": CONTROL_TOKEN},
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -72,8 +74,12 @@ def upstream_server() -> Iterator[str]:
         os.unlink(cfg.name)
 
 
+CONTROL_TOKEN = secrets.token_urlsafe(24)  # the sandbox's control API wants it
+
+
 def control(base: str, method: str, path: str, body: Any = None) -> Any:
-    resp = httpx.request(method, f"{base}/_sandbox/{path}", json=body, timeout=5)
+    resp = httpx.request(method, f"{base}/_sandbox/{path}", json=body, timeout=5,
+                         headers={"Authorization": f"Bearer {CONTROL_TOKEN}"})
     resp.raise_for_status()
     return resp.json()
 

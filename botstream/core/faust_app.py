@@ -243,13 +243,13 @@ def run_faust_worker(service: str, settings: Settings, build: Any) -> int:
     from faust.worker import Worker
 
     from botstream.core.bots import load_service_bots
-    from botstream.core.logs import setup_logging
+    from botstream.core.logs import quiet_faust_worker, setup_logging
     from botstream.core.tracing import configure as configure_tracing
 
     setup_logging(service, settings.log_level, settings.log_format)
     configure_tracing(service)
     worker_app = build(settings, load_service_bots(settings))
-    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
-                    redirect_stdouts=False)
+    worker = quiet_faust_worker(Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
+                                       redirect_stdouts=False))
     worker.execute_from_commandline()
     return 0

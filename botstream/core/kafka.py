@@ -441,7 +441,8 @@ __all__ += ["KafkaSecurity", "OAuthClient", "OidcTokenProvider", "check_access",
 
 
 def _base(settings: Settings, bootstrap: str | None) -> dict[str, Any]:
-    return {"bootstrap.servers": bootstrap or bootstrap_servers(settings), **security_config(settings)}
+    return {"bootstrap.servers": bootstrap or bootstrap_servers(settings), **security_config(settings),
+            **client_logger_config()}
 
 
 def producer_config(settings: Settings, *, bootstrap: str | None = None, client_id: str = "botstream",

@@ -19,8 +19,8 @@ from typing import Any
 
 from botstream import __version__
 from botstream.core.errors import BotstreamError
+from botstream.core.exitcodes import ExitCode, exit_code_for
 from botstream.core.settings import Settings
-from botstream.ops.exitcodes import ExitCode, exit_code_for
 from botstream.schemas.errors import SchemaError
 
 # subcommand -> module providing `add_parser(subparsers)`; the parser sets `func(args, settings) -> int`.
@@ -46,7 +46,7 @@ OTHER_VARIABLES = ("BOTSTREAM_OTEL",)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botstream", description=__doc__.splitlines()[0],
-                                     epilog="Exit codes: botstream.ops.exitcodes (the README lists them).")
+                                     epilog="Exit codes: botstream.core.exitcodes (the README lists them).")
     parser.add_argument("--version", action="version", version=f"botstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():

@@ -1,5 +1,5 @@
 """Checks a service runs before it starts, so what is wrong is said in one line with its own exit code
-(`botstream.ops.exitcodes`) instead of a traceback in a log file once Kafka and Faust are up:
+(`botstream.core.exitcodes`) instead of a traceback in a log file once Kafka and Faust are up:
 
 - `bots(settings)`: the bots file loads (`BotsFileError`);
 - `handlers(bots)`: every bot's handler imports and has a `bot = Bot()` (`HandlerError`, naming the
@@ -79,7 +79,7 @@ def broker(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> str:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from botstream.core.kafka import admin_config, bootstrap_servers, client_logger_config
+    from botstream.core.kafka import admin_config, bootstrap_servers, check_access, client_logger_config
 
     try:
         bootstrap = bootstrap_servers(settings)
@@ -88,6 +88,9 @@ def broker(settings: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> str:
     refused = _all_refused(bootstrap)
     if refused:
         raise BrokerUnavailableError(f"no Kafka broker at {bootstrap}: {refused}")
+    # A secured cluster: a wrong password or an untrusted CA is named by its setting (ConfigError),
+    # not reported as "no broker"; with PLAINTEXT this returns at once.
+    check_access(settings, bootstrap=bootstrap, timeout_s=timeout_s)
     admin = AdminClient(admin_config(settings, bootstrap=bootstrap, timeout_s=timeout_s, **client_logger_config()))
     try:
         admin.list_topics(timeout=timeout_s)

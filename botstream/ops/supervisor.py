@@ -7,7 +7,7 @@ killed supervisor leaves nothing behind). Output goes to one log file per child.
 When a child exits, the supervisor says why on the console in one line: `last_error` reads what the
 child wrote since it was (re)started and picks the cause — the CLI's `botstream: error: ...` line, else
 the last error-level JSON log line (message and exception), else a traceback's final line — never the
-traceback itself. Exit codes are named (`botstream.ops.exitcodes`).
+traceback itself. Exit codes are named (`botstream.core.exitcodes`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from botstream.core.exitcodes import ExitCode
 from botstream.core.processes import die_with_parent
-from botstream.ops.exitcodes import ExitCode
 
 log = logging.getLogger(__name__)
 

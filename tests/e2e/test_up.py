@@ -210,7 +210,7 @@ def test_a_broken_handler_fails_up_in_one_line_before_kafka_starts(tmp_path: Pat
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     started = time.monotonic()
     up = subprocess.run([sys.executable, "-m", "botstream", "up"], env=env, capture_output=True, text=True, timeout=60)
-    assert up.returncode == 6, up.stdout + up.stderr  # botstream.ops.exitcodes.ExitCode.HANDLER
+    assert up.returncode == 6, up.stdout + up.stderr  # botstream.core.exitcodes.ExitCode.HANDLER
     assert up.stdout == "" and up.stderr.count("\n") == 1
     assert up.stderr.startswith(f"botstream: error: {tmp_path / 'bots.toml'}:")
     assert "bot 'faq': handler 'botstream.streams.examples.fqa': no module named" in up.stderr

@@ -2,7 +2,7 @@
 
     botstream config show [--json]     settings and bots as JSON, every credential masked (URLs too)
     botstream config check [--json]    load the bots file and import every bot's handler, start nothing;
-                                       exit code 0, or the code of what is wrong (botstream.ops.exitcodes)
+                                       exit code 0, or the code of what is wrong (botstream.core.exitcodes)
 """
 
 from __future__ import annotations

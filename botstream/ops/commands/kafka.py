@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from botstream.core.exitcodes import ExitCode
 from botstream.core.settings import Settings
 from botstream.ops.cli import add_json_flag, print_json, wait_for_stop
 from botstream.ops.embedded_kafka import EmbeddedKafka, ensure_jars, kafka_for
-from botstream.ops.exitcodes import ExitCode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ import pytest
 
 from botstream import __version__
 from botstream.core.errors import ConfigError
+from botstream.core.exitcodes import ExitCode
 from botstream.core.settings import Settings
 from botstream.ops.cli import build_parser, main, unknown_variables
-from botstream.ops.exitcodes import ExitCode
 
 # Commands that run a service or change something and print no data of their own.
 NO_DATA = {("up",), ("streams",), ("sinks",), ("ingest",), ("sandbox",), ("kafka", "down")}

@@ -19,10 +19,10 @@ import pytest
 
 from botstream.core.bots import parse_bots
 from botstream.core.errors import BrokerUnavailableError, PortTakenError
+from botstream.core.exitcodes import ExitCode, exit_code_for, markdown_table
 from botstream.core.settings import Settings
 from botstream.ops import preflight
 from botstream.ops.cli import main
-from botstream.ops.exitcodes import ExitCode, exit_code_for, markdown_table
 from botstream.ops.supervisor import ChildSpec, Supervisor, SupervisorError, describe_exit, last_error
 
 BOTS = textwrap.dedent("""

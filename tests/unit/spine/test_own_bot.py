@@ -13,9 +13,9 @@ import pytest
 
 from botstream.core.bots import import_handler, load_bots_file
 from botstream.core.errors import HandlerError
+from botstream.core.exitcodes import ExitCode
 from botstream.ops import preflight
 from botstream.ops.cli import main
-from botstream.ops.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[3]
 BOTSTREAM_SCRIPT = Path(sys.executable).parent / "botstream"

@@ -36,11 +36,11 @@ def test_readme_metrics_table_matches_what_the_code_exports() -> None:
 
 
 def test_readme_exit_codes_match_the_code() -> None:
-    from botstream.ops.exitcodes import markdown_table as exit_codes
+    from botstream.core.exitcodes import markdown_table as exit_codes
 
     readme = (REPO_ROOT / "README.md").read_text()
     block = re.search(r"<!-- exitcodes:begin[^>]*-->\n(.*?)\n<!-- exitcodes:end -->", readme, re.S)
     assert block, "README.md lost its exit codes block"
     assert block.group(1).strip() == exit_codes().strip(), (
         "README exit codes are stale; regenerate with: .venv/bin/python -c "
-        "'from botstream.ops.exitcodes import markdown_table; print(markdown_table())'")
+        "'from botstream.core.exitcodes import markdown_table; print(markdown_table())'")
