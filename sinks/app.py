@@ -125,7 +125,7 @@ class SinksWorker:
         self.generation = self.runtime.generation
         self.locks = ChatLocks()
         self.budgets = Budgets(bots)
-        self.sender = sender or HttpSender(settings.send_timeout_s)
+        self.sender = sender or HttpSender.from_settings(settings)
         self.deliverer = ReplyDeliverer(bots, self.sender, self.budgets, self.chain, self.generation)
         self._coalesced: set[str] = set()
         self.summary = SampledSummary(log, "replies")  # per-reply lines at DEBUG, counts at INFO

@@ -73,11 +73,14 @@ class HttpSender:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpSender:
-        """The sender a sinks worker runs: `send_timeout_s`, `sinks_http_transport`."""
+        """The sender a sinks worker runs: `send_timeout_s`, `sinks_http_transport`, and connections
+        enough for every chat the worker may be sending to at once (`chat_concurrency`, plus the
+        retry lane's sends)."""
         if settings.sinks_http_transport not in TRANSPORTS:
             raise ConfigError(f"BOTSTREAM_SINKS_HTTP_TRANSPORT: {settings.sinks_http_transport!r} is not one of "
                               f"{', '.join(TRANSPORTS)}")
-        return cls(settings.send_timeout_s, transport=settings.sinks_http_transport)
+        return cls(settings.send_timeout_s, transport=settings.sinks_http_transport,
+                   max_connections=max(DEFAULT_MAX_CONNECTIONS, 2 * settings.chat_concurrency))
 
     def client(self, platform: str) -> httpx.AsyncClient:
         client = self._clients.get(platform)

@@ -176,8 +176,7 @@ def test_botstream_up_end_to_end(tmp_path: Path) -> None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait(10)
     assert re.search(r"Kafka ready at 127\.0\.0\.1:\d+", out_file.read_text())
-    if pending:  # what only the workers' own set-up can fix (core/faust_app.py, core/kafka.py's builders)
-        pytest.xfail(f"worker logs not yet clean: {pending[:3]}")
+    assert not pending, f"worker logs not clean: {pending[:3]}"
 
 
 RAW_LIBRDKAFKA = re.compile(r"^%\d\|\d+\.\d+\|", re.M)  # librdkafka's own stderr format
