@@ -104,7 +104,7 @@ def test_a_given_token_is_used_and_never_printed(tmp_path: Path) -> None:
 def test_main_rejects_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"faults": {"nope": 1}}')
-    assert main(["--config", str(bad)]) == 2
+    assert main(["--config", str(bad)]) == 4  # ExitCode.SETTINGS: 2 is for usage errors only
     assert "nope" in capsys.readouterr().err
 
 
