@@ -39,7 +39,7 @@ def run_ingest(settings: Settings, *, host: str | None = None, port: int | None 
     bootstrap = bootstrap_servers(settings)
     host = host or settings.ingest_host
     port = settings.ingest_port if port is None else port
-    workers = workers or settings.ingest_workers
+    workers = workers or settings.ingest_processes
     if workers <= 1:
         app = build_app(settings, bots)
         tune_for_serving()

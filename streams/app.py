@@ -16,12 +16,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer
 
 from botstream.core.bots import BotRegistry
 from botstream.core.codec import codec_for
+from botstream.core.eager import start_task_eagerly
 from botstream.core.faust_app import add_metrics_page, add_readiness_page, worker_app
 from botstream.core.kafka import consumer_config, header_map, producer_config
 from botstream.core.partitioning import partition_for
@@ -40,6 +41,7 @@ from botstream.streams.control import CONTROL, HANDOFF_RELEASE, JOB_SEND, contro
 from botstream.streams.dedupe import expiry_index_key
 from botstream.streams.handlers import Bot, JobContext, PlannedReply, load_bot
 from botstream.streams.integrations import IntegrationPool
+from botstream.streams.jobs import Schedule, chats_in
 from botstream.streams.processor import (
     CHATS,
     CONVERSATIONS,
@@ -251,34 +253,40 @@ class StreamsWorker:
         each once); a send to a chat held elsewhere is left to that chat's worker."""
         for bot_id, bot in self.handlers.items():
             for job in bot.jobs:
-                runner = self._job_runner(bot_id, job)
-                if job.cron:
-                    self.app.crontab(job.cron)(runner)
-                elif job.seconds:
-                    self.app.timer(job.seconds)(runner)
+                self.app.task(self._job_loop(bot_id, job, Schedule.of(job)))
 
-    def _job_runner(self, bot_id: str, job: Any) -> Any:
-        async def run() -> None:
-            ctx = JobContext(bot=self.bots.get(bot_id), chats=lambda where=None: self.local_chats(bot_id, where),
-                             integrations=self.integrations.bind(bot_id, correlation_id=None, chat_key=None,
-                                                                 deadline=time.monotonic() + self.settings.handler_timeout_s))
-            try:
-                await asyncio.wait_for(job.fn(ctx), self.settings.handler_timeout_s)
-            except Exception:  # noqa: BLE001
-                log.exception("scheduled job %s of %s failed", job.name, bot_id)
-                return
-            held, partitions = self._held_partitions()
-            sent = 0
-            for chat, text in ctx.sends:
-                if partition_for(chat.encode(), partitions) not in held:
-                    log.debug("job send to a chat held by another worker left to it", extra={"chat_key": chat})
-                    continue
-                self.send_control(chat, JOB_SEND, text=text, tag=f"{job.name}:{int(time.time())}")
-                sent += 1
-            if sent:
-                await asyncio.to_thread(self.outputs.flush)
-        run.__name__ = f"job_{bot_id}_{job.name}"
-        return run
+    def _job_loop(self, bot_id: str, job: Any, schedule: Schedule) -> Any:
+        async def loop() -> None:
+            while not self.app.should_stop:
+                await self.app.sleep(schedule.delay(time.time()))
+                if not self.app.should_stop:
+                    await self.run_job(bot_id, job)
+        loop.__name__ = f"job_{bot_id}_{job.name}"
+        return loop
+
+    async def run_job(self, bot_id: str, job: Any) -> int:
+        """Run one job now over this worker's chats; returns the messages it sent."""
+        deadline = time.monotonic() + self.settings.handler_timeout_s
+        ctx = JobContext(bot=self.bots.get(bot_id), chats=lambda where=None: self.local_chats(bot_id, where),
+                         integrations=self.integrations.bind(bot_id, deadline=deadline))
+        try:
+            done, _, task = start_task_eagerly(job.fn(ctx))
+            if not done:
+                await asyncio.wait_for(cast(asyncio.Task[None], task), max(0.0, deadline - time.monotonic()))
+        except Exception:  # noqa: BLE001
+            log.exception("scheduled job %s of %s failed", job.name, bot_id)
+            return 0
+        held, partitions = self._held_partitions()
+        sent = 0
+        for chat, text in ctx.sends:
+            if partition_for(chat.encode(), partitions) not in held:
+                log.debug("job send to a chat held by another worker left to it", extra={"chat_key": chat})
+                continue
+            self.send_control(chat, JOB_SEND, text=text, tag=f"{job.name}:{int(time.time())}")
+            sent += 1
+        if sent:
+            await asyncio.to_thread(self.outputs.flush)
+        return sent
 
     def _held_partitions(self) -> tuple[set[int], int]:
         """The partitions of `updates` this worker holds, and how many the topic has."""
@@ -286,23 +294,9 @@ class StreamsWorker:
         return held, self.app.consumer.topic_partitions(self.updates_name) or self.settings.partitions
 
     def local_chats(self, bot_id: str, where: Callable[[dict[str, Any]], Any] | None = None) -> list[str]:
-        """Chats of `bot_id` in the partitions this worker holds, from the `chats` index kept with the
-        state (no scan of the conversations); `where(bot_state)` keeps those it is true for."""
-        prefix = f"{bot_id}\x00".encode()
-        out: list[str] = []
-        for part in list(self.runtime.partitions.values()):
-            if not part.ready.done():
-                continue
-            for key, _ in part.store.scan(CHATS, prefix):
-                if not key.startswith(prefix):
-                    break
-                chat = key[len(prefix):].decode()
-                if where is not None:
-                    state = part.store.get(CONVERSATIONS, chat.encode())
-                    if not where((state or {}).get("bot_state") or {}):
-                        continue
-                out.append(chat)
-        return out
+        """Chats of `bot_id` in the partitions this worker holds (see `botstream.streams.jobs`)."""
+        stores = [p.store for p in list(self.runtime.partitions.values()) if p.ready.done()]
+        return chats_in(stores, bot_id, where)
 
     def send_control(self, chat: str, control: str, *, text: str | None = None, tag: str = "") -> None:
         platform, bot_id, chat_id = parse_chat_key(chat)

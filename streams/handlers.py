@@ -198,6 +198,12 @@ class Bot:
         return register
 
     def cron(self, spec: str) -> Callable[[JobFn], JobFn]:
+        """Run at the times `spec` names (five-field cron, UTC), e.g. "0 9 * * *" for 09:00 UTC."""
+        from croniter import croniter
+
+        if not croniter.is_valid(spec):
+            raise ValueError(f"not a cron expression: {spec!r} (five fields, e.g. '0 9 * * *')")
+
         def register(fn: JobFn) -> JobFn:
             self.jobs.append(Job(fn.__name__, fn, cron=spec))
             return fn

@@ -89,7 +89,9 @@ class Settings:
     # Ingest
     ingest_host: str = setting("127.0.0.1", "Address ingest listens on.")
     ingest_port: int = setting(8080, "Port ingest listens on.")
-    ingest_workers: int = setting(1, "Ingest processes sharing the port.")
+    ingest_workers: int = setting(
+        0, "Ingest processes sharing the port; 0 = one per two CPUs (ingest shares the machine with the "
+           "workers and the broker in `botstream up`; give it more on a machine of its own).")
     max_body_bytes: int = setting(1 << 20, "Largest webhook body accepted (WhatsApp: 3 MB regardless).")
     ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
     # Ingest listener limits (botstream.ingest.listener): a slow or idle client cannot hold resources
@@ -152,6 +154,13 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _show(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def ingest_processes(self) -> int:
+        """How many ingest processes to run: `ingest_workers`, or one per two CPUs when it is 0."""
+        if self.ingest_workers > 0:
+            return self.ingest_workers
+        return max(1, (os.cpu_count() or 1) // 2)
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

@@ -111,7 +111,9 @@ def wait_for_stop_or(sup: Supervisor) -> bool:
 
 def print_banner(settings: Settings, bots: BotRegistry, sup: Supervisor) -> None:
     base = f"http://127.0.0.1:{settings.ingest_port}"
-    lines = ["", "botstream is up. Ctrl-C stops everything.", "", "Webhook URLs:"]
+    n = settings.ingest_processes
+    lines = ["", "botstream is up. Ctrl-C stops everything.", "",
+             f"Webhook URLs (ingest: {n} process{'es' if n != 1 else ''}, BOTSTREAM_INGEST_WORKERS):"]
     for bot in bots.values():
         lines.append(f"  {bot.platform:9} {bot.id:14} POST {base}/webhooks/{bot.platform}/{bot.id}")
     lines += ["", "Metrics:",

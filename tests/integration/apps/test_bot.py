@@ -26,5 +26,5 @@ async def echo(ctx: Context) -> None:
 
 @bot.every(seconds=1.0)
 async def tick(job: JobContext) -> None:
-    for chat in job.chats():
+    for chat in job.chats(lambda state: state.get("digest")):  # subscribed chats only
         job.send(chat, "tick")

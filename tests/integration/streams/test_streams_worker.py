@@ -190,15 +190,17 @@ def test_handoff_silences_the_bot_until_released(pipeline) -> None:  # type: ign
 def test_interval_job_runs_and_reaches_subscribed_chats_in_order(make_pipeline) -> None:  # type: ignore[no-untyped-def]
     p = make_pipeline(partitions=2, handler="tests.integration.apps.test_bot")
     worker = p.start_streams()
-    produce_updates(p.bootstrap, p.settings.topic("updates"), [make_update("j1", "/sub", kind="command")])
+    produce_updates(p.bootstrap, p.settings.topic("updates"), [make_update("j1", "/sub", kind="command"),
+                                                               make_update("j2", "just chatting")])
     reader = p.reader("replies", "reply")
     wait_until(lambda: reader.poll() >= 0 and sum(v["text"] == "tick" for _, v, _ in reader.items) >= 2,
                timeout=90, what="two ticks")
     assert worker.alive()
-    texts = [v["text"] for _, v, _ in reader.items]
-    assert texts[0] == "subscribed" and set(texts[1:]) == {"tick"}
-    seqs = [v["chat_seq"] for _, v, _ in reader.items]
-    assert seqs == sorted(seqs)
+    j1 = [v for _, v, _ in reader.items if v["chat_id"] == "j1"]
+    assert j1[0]["text"] == "subscribed" and {v["text"] for v in j1[1:]} == {"tick"}
+    assert [v["chat_seq"] for v in j1] == sorted(v["chat_seq"] for v in j1)
+    # the job's predicate keeps the subscribed chats: j2 is the bot's too, and gets no tick
+    assert [v["text"] for _, v, _ in reader.items if v["chat_id"] == "j2"] == ["echo: just chatting"]
 
 
 def test_jobs_reach_the_chats_of_every_worker(make_pipeline) -> None:  # type: ignore[no-untyped-def]

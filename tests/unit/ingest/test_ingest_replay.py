@@ -37,6 +37,8 @@ UNSIGNED = [
 
 
 def signed_requests() -> list[tuple[str, str, bytes, dict[str, str]]]:
+    """Signed now: Slack and Discord refuse timestamps more than 300 s away, so this runs inside the
+    test, never at collection (the suite can take longer than that)."""
     tg = telegram_update(update_id=501, chat_id=42)
     sl = slack_event(event_id="Ev501")
     dc = discord_command(interaction_id="1200000000000000501")
@@ -51,10 +53,12 @@ def signed_requests() -> list[tuple[str, str, bytes, dict[str, str]]]:
     ]
 
 
-@pytest.mark.parametrize(("platform", "path", "body", "headers"), signed_requests(),
-                         ids=[r[0] for r in signed_requests()])
-async def test_replay_with_altered_unsigned_headers_is_the_same_update(
-        platform: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+PLATFORMS = ["telegram", "slack", "discord", "whatsapp", "generic"]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+async def test_replay_with_altered_unsigned_headers_is_the_same_update(platform: str) -> None:
+    _, path, body, headers = next(r for r in signed_requests() if r[0] == platform)
     app, sink = make_app()
     per_copy = []
     for extra in UNSIGNED:

@@ -146,3 +146,13 @@ def test_an_old_handler_path_loads_the_bot_it_names() -> None:
         bots = parse_bots(OLD_HANDLER.format(handler="streams.examples.echo"))
     assert bots["echo"].handler is not None
     assert load_bot(bots["echo"].handler) is load_bot("botstream.streams.examples.echo")
+
+
+def test_ingest_runs_one_process_per_two_cpus_unless_told(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from botstream.core.settings import Settings
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert Settings.from_env({}).ingest_processes == 4
+    assert Settings.from_env({"BOTSTREAM_INGEST_WORKERS": "3"}).ingest_processes == 3
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert Settings.from_env({}).ingest_processes == 1
