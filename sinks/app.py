@@ -116,7 +116,7 @@ class SinksWorker:
         self.runtime = StatefulRuntime(
             app, "sinks", self._step, _chat_of, tables, settings.data_dir / "sinks" / "state", self.outputs,
             changelog, lambda: Consumer(consumer_config(settings, app_id)), inputs,
-            options=RuntimeOptions(max_in_flight=RETRY_MAX_CHATS),
+            options=RuntimeOptions(max_in_flight=RETRY_MAX_CHATS, checkpoint_interval_s=settings.checkpoint_interval_s),
             store_options=StoreOptions(settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes),
             lanes=[Lane("replies", max_busy=settings.chat_concurrency, own_task=True),
                    Lane("retry", max_busy=RETRY_MAX_CHATS, own_task=True)],

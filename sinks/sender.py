@@ -25,7 +25,7 @@ import httpx
 from botstream.core.errors import ConfigError
 from botstream.sinks.outcomes import Permanent, Retryable, classify_transport_error
 from botstream.sinks.platforms.base import InboundResponse, OutboundRequest
-from botstream.sinks.transport import DEFAULT_TRANSPORT, TRANSPORTS, make_client
+from botstream.sinks.transport import DEFAULT_TRANSPORT, TRANSPORTS, AiohttpTransport, make_client
 
 if TYPE_CHECKING:
     from botstream.core.settings import Settings
@@ -67,6 +67,13 @@ class HttpSender:
         self._timeout = httpx.Timeout(timeout_s)
         self._max_connections = max_connections
         self._clients: dict[str, httpx.AsyncClient] = {}
+        # The aiohttp pool is ours: requests go to it through httpx's transport interface directly
+        # (an `httpx.Request` in, an `httpx.Response` out), without `AsyncClient`'s per-call merging of
+        # defaults, auth and redirect handling, cookies and event hooks, none of which a platform call
+        # uses (~80 µs a call, an eighth of a delivery's CPU in the sinks bench).
+        self._direct = AiohttpTransport(max_connections=max_connections) \
+            if self._kind == "aiohttp" and self._given is None else None
+        self._extensions = {"timeout": self._timeout.as_dict()}
         # Parsed once: a bot's URLs repeat (Telegram: one per method), and httpx parses a str URL anew
         # on every request (~15 µs).
         self._urls: dict[str, httpx.URL] = {}
@@ -98,8 +105,14 @@ class HttpSender:
                 if len(self._urls) >= URL_CACHE_SIZE:
                     self._urls.clear()
                 url = self._urls[request.url] = httpx.URL(request.url)
-            resp = await self.client(platform).request(request.method, url, headers=request.headers,
-                                                       content=request.content)
+            if self._direct is not None:
+                resp = await self._direct.handle_async_request(httpx.Request(
+                    request.method, url, headers={**self.HEADERS, **request.headers}, content=request.content,
+                    extensions=self._extensions))
+                await resp.aread()
+            else:
+                resp = await self.client(platform).request(request.method, url, headers=request.headers,
+                                                           content=request.content)
         except (httpx.HTTPError, OSError) as exc:
             return SendResult(None, classify_transport_error(type(exc).__name__), time.perf_counter() - started)
         return SendResult(InboundResponse(resp.status_code, resp.headers, resp.content, time.time()), None,
@@ -109,3 +122,5 @@ class HttpSender:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        if self._direct is not None:
+            await self._direct.aclose()

@@ -93,7 +93,8 @@ class StreamsWorker:
             app, "streams", self._step, _chat_of, tables, settings.data_dir / "streams" / "state",
             self.outputs, changelog, lambda: Consumer(consumer_config(settings, app_id)),
             [self.updates_name, self.deliveries_name],
-            options=RuntimeOptions(max_busy_chats=settings.chat_concurrency),
+            options=RuntimeOptions(max_busy_chats=settings.chat_concurrency,
+                                   checkpoint_interval_s=settings.checkpoint_interval_s),
             store_options=StoreOptions(settings.rocksdb_block_cache_bytes, settings.rocksdb_write_buffer_bytes),
             derive=derive_local_rows, on_checkpoint=self._on_checkpoint,
             on_restored=lambda _p, s: metrics.RESTORE_SECONDS.observe(s))

@@ -112,6 +112,9 @@ class Settings:
     streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
     dedupe_window_s: int = setting(7 * 24 * 3600, "How long a platform update id is remembered.")
     handler_timeout_s: float = setting(10.0, "Timeout of one handler call.")
+    checkpoint_interval_s: float = setting(
+        1.0, "How often a worker makes its work durable: outputs and changelogs flushed, offsets committed, "
+             "state written (a crash redoes at most this much; outputs leave as they are made either way).")
     chat_concurrency: int = setting(64, "Chats handled at once per worker.")
     rocksdb_block_cache_bytes: int = setting(8 << 20, "RocksDB block cache per table partition DB.")
     rocksdb_write_buffer_bytes: int = setting(4 << 20, "RocksDB write buffer per table partition DB.")

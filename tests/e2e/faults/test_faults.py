@@ -44,7 +44,7 @@ STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 RESULTS_MD = ROOT / "bench" / "results" / f"faults-{STAMP}.md"
 LOG_ROOT = ROOT / "bench" / "results" / "raw" / f"faults-{STAMP}"
 ENV = {"BOTSTREAM_RETRY_DELAYS_S": "1,2,4", "BOTSTREAM_MAX_ATTEMPTS": "5", "BOTSTREAM_ACK_TIMEOUT_S": "2"}
-RATE, SECONDS, FAULT_AT, CHATS = 30.0, 20.0, 6.0, 150
+RATE, SECONDS, FAULT_AT, CHATS = 300.0, 20.0, 6.0, 1500
 SETTLE_S = 150.0
 
 
