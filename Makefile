@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 PROMTOOL ?= promtool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test unit integration bench faults lint jars clean help tools compose compose-check
+.PHONY: run test unit integration bench faults soak lint jars clean help tools compose compose-check
 
 help:
 	@echo "make run    start the local stack (embedded Kafka + pipeline) in the foreground"
 	@echo "make test   install what is needed and run the whole test suite"
 	@echo "make bench  run the benchmarks (bench/), printing ratios against baselines"
 	@echo "make faults fault scenarios on the whole pipeline (kill -9, retry storm, sandbox and broker faults)"
+	@echo "make soak   30 minutes at about half capacity: flat latency, memory and lag? (not in CI)"
 	@echo "make lint   ruff + mypy"
 	@echo "make compose  docker compose up --build -d (checks for Docker Compose v2 first)"
 
@@ -52,6 +53,10 @@ integration: $(STAMP) jars
 
 bench: $(STAMP) jars
 	$(PY) -m bench
+
+# 30 minutes of the whole pipeline at about half its capacity: flat latency, memory and lag? (not in CI)
+soak: $(STAMP) jars
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 faults: $(STAMP) jars
 	$(PY) -m pytest tests/e2e/faults -m faults $(PYTEST_ARGS)
