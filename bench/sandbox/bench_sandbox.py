@@ -230,7 +230,7 @@ async def _python_load(
         while time.monotonic() < stop_at:
             n += connections
             chat = n % target.chats + 1
-            body = (target.body % chat).encode()
+            body = (target.body % chat if "%d" in target.body else target.body).encode()
             path = target.path % chat if "%d" in target.path else target.path
             head = (
                 f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
