@@ -12,12 +12,12 @@ committed, one `WriteBatch` (`botstream.core.runtime`).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
+import orjson
 from confluent_kafka import Consumer
 
 from botstream.core.bots import BotRegistry
@@ -310,8 +310,8 @@ def derive_local_rows(table: str, key: bytes, raw: bytes) -> Iterable[tuple[str,
     """The local index rows a restored changelog record implies (`PartitionStore` restore hook)."""
     if table == DEDUPE:
         try:
-            first_seen = int(json.loads(raw)["t"])
-        except (ValueError, KeyError, TypeError):
+            first_seen = int(orjson.loads(raw)["t"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             return ()
         return ((DEDUPE_INDEX, expiry_index_key(first_seen, key), b"0"),)
     if table == CONVERSATIONS:

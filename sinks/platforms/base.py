@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from botstream.core.bots import BotConfig
 from botstream.core.retry import parse_retry_after
 from botstream.core.secret import MASK
@@ -31,8 +33,9 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 def encode_json(body: Any) -> bytes:
-    """The one JSON encoding of request bodies: compact, UTF-8, stable for a given dict."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """The one JSON encoding of request bodies: compact, UTF-8 (non-ASCII as is), stable for a given
+    dict. orjson writes what json.dumps(separators=(",", ":"), ensure_ascii=False) writes, cheaper."""
+    return orjson.dumps(body)
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,8 @@ class InboundResponse:
     def json(self) -> Any | None:
         """The body as JSON, or None when it is not JSON (proxies answer 502 with HTML)."""
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+            return orjson.loads(self.body)
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
             return None
 
     def json_object(self) -> dict[str, Any]:

@@ -29,7 +29,6 @@ Values are JSON-able Python values, stored as JSON (the changelog records' forma
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 __all__ = ["DELETED", "ChangelogWrite", "PartitionStore", "StoreOptions", "TableSpec"]
@@ -109,7 +109,7 @@ class PartitionStore:
         if flushed is not None:
             return default if flushed[0] is DELETED else flushed[0]
         raw = self._cf[table].get(key)
-        return default if raw is None else json.loads(raw)
+        return default if raw is None else orjson.loads(raw)
 
     def put(self, table: str, key: bytes, value: Any, topic: str, offset: int) -> None:
         """Write `value` as the effect of input record (topic, offset)."""
@@ -235,7 +235,7 @@ class PartitionStore:
         it.seek(start)
         n = 0
         while it.valid() and (limit is None or n < limit):
-            yield it.key(), json.loads(it.value())
+            yield it.key(), orjson.loads(it.value())
             it.next()
             n += 1
 
@@ -252,7 +252,9 @@ class PartitionStore:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    # orjson: the same compact JSON as json.dumps(separators=(",", ":")) at a tenth of the cost (the
+    # per-checkpoint encoding of every dirty key is on the worker's hot path).
+    return orjson.dumps(value)
 
 
 def _rocks_options(options: StoreOptions) -> Options:
