@@ -1,7 +1,7 @@
 """`/_sandbox/*`: how tests, the demo and benches observe and steer the sandbox.
 
 GET  /_sandbox/healthz
-GET  /_sandbox/deliveries?platform=&bot=&chat=   accepted messages in arrival order
+GET  /_sandbox/deliveries?platform=&bot=&chat=&since_ms=   accepted messages in arrival order
 GET  /_sandbox/stats                              counters (see `SandboxStats`) + order checks
 POST /_sandbox/reset                              clear deliveries, stats, limiter state, ids      (token)
 GET  /_sandbox/config                             the effective `SandboxConfig`, secrets masked    (token)
@@ -62,7 +62,9 @@ def handle_control(engine: SandboxEngine, req: Request, token: str | None = None
         return json_reply(200, {"ok": True})
     if name == "deliveries" and method == "GET":
         q = {k: v[-1] for k, v in parse_qs(req.query).items()}
-        found = engine.ledger.query(q.get("platform"), q.get("bot"), q.get("chat"))
+        since = q.get("since_ms")
+        found = engine.ledger.query(q.get("platform"), q.get("bot"), q.get("chat"),
+                                    int(since) if since and since.isdigit() else None)
         return json_reply(200, {"count": len(found), "deliveries": [d.to_json() for d in found]})
     if name == "stats" and method == "GET":
         snap = engine.stats.snapshot()

@@ -7,7 +7,9 @@ than one already delivered to the same chat is an order violation, an equal one 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +103,16 @@ class DeliveryLedger:
         return d
 
     def query(
-        self, platform: str | None = None, bot: str | None = None, chat: str | None = None
+        self, platform: str | None = None, bot: str | None = None, chat: str | None = None,
+        since_ms: int | None = None,
     ) -> list[Delivery]:
+        """Retained deliveries matching every filter given; `since_ms`: arrived at or after it."""
+        log: Iterable[Delivery] = self._log
+        if since_ms is not None:  # arrival order: read back from the newest, stop at the first older one
+            log = reversed(list(itertools.takewhile(lambda d: d.arrival_ms >= since_ms, reversed(self._log))))
         return [
             d
-            for d in self._log
+            for d in log
             if (platform is None or d.platform == platform)
             and (bot is None or d.bot == bot)
             and (chat is None or d.chat == chat)

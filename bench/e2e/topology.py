@@ -285,8 +285,9 @@ class Topology:
     def sandbox_stats(self) -> Any:
         return http_get(f"{self.sandbox_url}/_sandbox/stats")
 
-    def sandbox_deliveries(self) -> list[dict[str, Any]]:
-        data = http_get(f"{self.sandbox_url}/_sandbox/deliveries", timeout=60)
+    def sandbox_deliveries(self, since_ms: int | None = None) -> list[dict[str, Any]]:
+        query = f"?since_ms={since_ms}" if since_ms is not None else ""
+        data = http_get(f"{self.sandbox_url}/_sandbox/deliveries{query}", timeout=60)
         return list(data.get("deliveries", [])) if isinstance(data, dict) else list(data)
 
     def sandbox_reset(self) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from botstream.sandbox.config import SandboxConfig
+from botstream.sandbox.control import handle_control
+from botstream.sandbox.engine import SandboxEngine
+from botstream.sandbox.http import Request
+from botstream.sandbox.ledger import DeliveryLedger
 from tests.unit.sandbox.driver import Driver
 
 SEND = "/bot1:x/sendMessage"
@@ -127,3 +132,20 @@ def test_templated_success_bodies_escape_any_text(make_driver: Callable[..., Dri
     ).reply.json()
     assert wa["contacts"] == [{"input": '+1 "555"', "wa_id": "1555"}]
     assert [x.text for x in d.engine.ledger.query()] == [AWKWARD] * 4
+
+
+def test_deliveries_since_reads_only_the_newest_arrivals() -> None:
+    ledger = DeliveryLedger(limit=4)
+    for i, at in enumerate((100, 200, 300, 300, 400, 500)):
+        ledger.record("telegram", "1", str(i % 2), "sendMessage", f"m{i}", str(i), None, at)
+    assert [d.index for d in ledger.query()] == [2, 3, 4, 5]  # bounded: the oldest two are gone
+    assert [d.index for d in ledger.query(since_ms=300)] == [2, 3, 4, 5]
+    assert [d.index for d in ledger.query(since_ms=301)] == [4, 5]
+    assert [d.index for d in ledger.query(chat="1", since_ms=301)] == [5]
+    assert ledger.query(since_ms=501) == []
+
+    engine = SandboxEngine(SandboxConfig())
+    engine.ledger = ledger
+    reply = handle_control(engine, Request("GET", "/_sandbox/deliveries", query="since_ms=400"), None)
+    assert reply.status == 200
+    assert [d["index"] for d in json.loads(reply.body)["deliveries"]] == [4, 5]
