@@ -1,4 +1,4 @@
-"""Prometheus metrics of the sinks stage (names are part of the operator's contract: README).
+"""Prometheus metrics of the sinks stage (names are part of the operator's contract: docs/metrics.md).
 
 Labels are bounded: platform, bot and outcome/level/scope come from configuration and enums, never
 from chat ids or reply ids. The per-reply ones are `LoopCounter` / `LoopHistogram` (no lock per

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the streams stage (names are part of the operator's contract: README).
+"""Prometheus metrics of the streams stage (names are part of the operator's contract: docs/metrics.md).
 
 The per-update ones are `LoopCounter` / `LoopHistogram` (no lock per increment: see
 `botstream.core.loopmetrics`); `updates(platform, bot, outcome)` and friends return their cached children.

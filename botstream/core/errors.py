@@ -11,7 +11,7 @@
         ├── PortTakenError     a port botstream must listen on is taken (the broker's, or a service's)
         └── BrokerStartError   the broker exited or never became ready
 
-The command line turns each into its own exit code (`botstream.core.exitcodes`, listed in the README).
+The command line turns each into its own exit code (`botstream.core.exitcodes`, listed in docs/operations.md).
 
 Each stage adds its own branch under `BotstreamError` (ingest's `IngestError`, the sinks'
 `SinkError`, the integrations' `IntegrationError`); the wire contract's errors live in

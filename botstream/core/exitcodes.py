@@ -1,4 +1,4 @@
-"""Exit codes of every `botstream` command, defined once (the README's table is checked against it).
+"""Exit codes of every `botstream` command, defined once (docs/operations.md's table is checked against it).
 
 A command that fails on purpose raises a `BotstreamError` (or a wire-contract `SchemaError`); the
 CLI prints its message on one line (`botstream: error: ...`) and exits with the code of the most
@@ -73,7 +73,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
 
 
 def markdown_table() -> str:
-    """The README's exit code table."""
+    """The exit code table of docs/operations.md."""
     rows = ["| code | meaning |", "|---|---|"]
     rows += [f"| {int(code)} | {MEANING[code]} |" for code in ExitCode]
     return "\n".join(rows)

@@ -13,6 +13,10 @@ agent reading its channel directly, see `channel_batches`):
   not serve (its metrics are Prometheus); `QuietMonitor` keeps the rest of the Monitor but not the
   per-message bookkeeping.
 
+One per-record cost is the broker's: Faust's fetches ask for one byte, so at a few hundred updates a
+second each record costs a fetch. `FetchPacing` lets fetches gather a batch while records flow
+(`BOTSTREAM_FETCH_BATCH_WAIT_MS`) and long-polls when idle.
+
 `worker_app(..., own_commits=True)` is for workers that commit their offsets themselves, after
 their checkpoint (`botstream.core.runtime`): Faust's periodic commit and its wait for every
 delivered event at a rebalance are turned off, since the worker does both in its own order.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -34,14 +39,67 @@ from botstream.core.eager import run_eagerly
 from botstream.core.kafka import bootstrap_servers
 from botstream.core.settings import Settings
 
-__all__ = ["WorkerApp", "add_metrics_page", "add_readiness_page", "channel_batches", "faust_app", "run_faust_worker",
+__all__ = ["FetchPacing", "WorkerApp", "pace_fetcher", "add_metrics_page", "add_readiness_page", "channel_batches", "faust_app", "run_faust_worker",
            "worker_app"]
 
 YIELD_EVERY = 100  # messages handed on before the drain loop lets other tasks run
 
 
+@dataclass(slots=True)
+class FetchPacing:
+    """How long the broker may hold a worker's next fetch, decided from what the last one brought.
+
+    Kafka answers a fetch once `min_bytes` are there or `max_wait_ms` has passed. Faust asks for one
+    byte, so while updates trickle in (hundreds a second over a few partitions) every fetch comes back
+    with one or two records and each record pays a whole fetch on both sides: the request, the
+    response's parsing, the broker's work. While records flow (the last fetch brought some), the next
+    fetch asks for far more than arrives in `batch_wait_ms`, so it returns after that wait with
+    everything that came meanwhile; once a fetch comes back empty the consumer is idle and goes back to
+    the long poll that returns at the first byte, so an idle worker costs nothing and the first update
+    after a pause waits for nothing. `batch_wait_ms = 0` keeps Faust's one-byte fetches.
+    """
+
+    batch_wait_ms: int
+    idle_wait_ms: int = 1500  # Faust's fetch_max_wait_ms
+    batch_min_bytes: int = 1 << 20
+
+    def after(self, had_records: bool) -> tuple[int, int]:
+        """(fetch_min_bytes, fetch_max_wait_ms) of the next fetch."""
+        if had_records and self.batch_wait_ms > 0:
+            return self.batch_min_bytes, self.batch_wait_ms
+        return 1, self.idle_wait_ms
+
+
+def pace_fetcher(fetcher: Any, pacing: FetchPacing) -> None:
+    """Pace an aiokafka `Fetcher`: each response sets the next request's min bytes and max wait
+    (aiokafka builds every fetch request from the fetcher's `_fetch_min_bytes`/`_fetch_max_wait_ms`, and
+    `_proc_fetch_request` tells whether a response brought records)."""
+    proc = fetcher._proc_fetch_request
+
+    async def paced(assignment: Any, node_id: Any, request: Any) -> bool:
+        had_records = bool(await proc(assignment, node_id, request))
+        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = pacing.after(had_records)
+        return had_records
+
+    fetcher._proc_fetch_request = paced
+
+
+class PacedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, its aiokafka fetcher paced by the app's `fetch_pacing`."""
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        pacing: FetchPacing | None = getattr(self.app, "fetch_pacing", None)
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        if pacing is not None and pacing.batch_wait_ms > 0 and fetcher is not None:
+            pace_fetcher(fetcher, pacing)
+
+
 class EagerDrainConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, handing messages to the conductor without two tasks per message."""
+
+    def _new_consumer_thread(self) -> Any:
+        return PacedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs inside Faust's fetcher
         callback = self.callback
@@ -116,9 +174,10 @@ class QuietMonitor(Monitor):
 class WorkerApp(faust.App):
     """`faust.App` with the eager-drain transport and rebalance-start callbacks."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fetch_pacing: FetchPacing | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rebalance_start_callbacks: list[Callable[[], None]] = []
+        self.fetch_pacing = fetch_pacing
 
     def _new_transport(self) -> Any:
         return EagerDrainTransport(self.conf.broker_consumer, self)
@@ -193,6 +252,7 @@ def worker_app(settings: Settings, app_id: str, web_port: int, datadir_name: str
         key_serializer="raw",
         value_serializer="raw",
         Monitor=QuietMonitor,
+        fetch_pacing=FetchPacing(settings.fetch_batch_wait_ms),
         **commits,
     )
 

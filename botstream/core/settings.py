@@ -108,6 +108,9 @@ class Settings:
     web_host: str = setting("127.0.0.1", "Address the Faust web server (streams/sinks /metrics) listens on.")
     web_table_views: bool = setting(
         False, "Serve Faust's /table and /router views on the workers' web port (they show table data).")
+    fetch_batch_wait_ms: int = setting(
+        10, "While records flow, a worker's next fetch waits up to this long to bring a batch (an idle worker "
+            "long-polls and gets the first record at once); 0 = one-byte fetches, each record its own fetch.")
     # Streams
     streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
     dedupe_window_s: int = setting(7 * 24 * 3600, "How long a platform update id is remembered.")

@@ -46,7 +46,7 @@ OTHER_VARIABLES = ("BOTSTREAM_OTEL",)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="botstream", description=__doc__.splitlines()[0],
-                                     epilog="Exit codes: botstream.core.exitcodes (the README lists them).")
+                                     epilog="Exit codes: botstream.core.exitcodes (docs/operations.md lists them).")
     parser.add_argument("--version", action="version", version=f"botstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():

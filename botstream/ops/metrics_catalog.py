@@ -1,6 +1,6 @@
 """The metrics catalog: every metric botstream exports, read from the Prometheus registry.
 
-The README's metrics table is generated from here (a test keeps it in sync), so the table can't drift
+The metrics table of docs/metrics.md is generated from here (a test keeps it in sync), so the table can't drift
 from what the code exports.
 """
 

@@ -151,7 +151,8 @@ def cmd_new_bot(args: argparse.Namespace, settings: Settings) -> int:
     for path in (module, test):
         if path.exists():
             raise NewBotError(f"new-bot: {path} exists already; nothing was written")
-    taken = importlib.util.find_spec(name) if name not in os.listdir(folder) else None
+    here = os.listdir(folder) if folder.is_dir() else []  # a missing folder is made below
+    taken = importlib.util.find_spec(name) if name not in here else None
     if taken is not None:
         raise NewBotError(f"new-bot: {name!r} is already an importable module ({taken.origin or 'built in'}); "
                           "a bot module of that name would be shadowed: pick another name")

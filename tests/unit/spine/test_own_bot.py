@@ -154,3 +154,11 @@ def test_new_bot_writes_a_module_an_entry_and_a_passing_test(tmp_path: Path, mon
     with pytest.raises(SystemExit) as usage:
         main(["new-bot", "Not-A-Module"])
     assert usage.value.code == ExitCode.USAGE
+
+
+def test_new_bot_makes_the_bots_files_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOTSTREAM_BOTS_FILE", raising=False)
+    bots_file = tmp_path / "bots" / "prod" / "bots.toml"
+    assert main(["new-bot", "ownbot_far", "--bots", str(bots_file)]) == 0
+    assert (bots_file.parent / "ownbot_far.py").is_file() and (bots_file.parent / "test_ownbot_far.py").is_file()
+    assert set(load_bots_file(bots_file)) == {"ownbot_far"}

@@ -1,0 +1,90 @@
+"""Fetch pacing on a real aiokafka consumer against the real broker: while records flow each fetch
+gathers a batch for the wait, so there are at most elapsed/wait fetches that bring records; once a fetch
+comes back empty the consumer long-polls again. The workers' consumers are paced the same way
+(`PacedConsumerThread`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import Producer
+
+from botstream.core.faust_app import FetchPacing, pace_fetcher
+from botstream.core.kafka import producer_config
+from tests.pipeline import client_settings
+
+pytestmark = pytest.mark.kafka
+
+WAIT_MS = 100
+RECORDS = 300
+SPREAD_S = 1.5  # the records are produced evenly over this long: a record every 5 ms
+
+
+def test_flowing_records_come_in_batches_and_an_idle_consumer_long_polls(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic("paced", partitions=2)
+    pacing = FetchPacing(batch_wait_ms=WAIT_MS)
+    assert pacing.after(True) == (pacing.batch_min_bytes, WAIT_MS)
+    assert pacing.after(False) == (1, pacing.idle_wait_ms)
+    assert FetchPacing(batch_wait_ms=0).after(True) == (1, pacing.idle_wait_ms)  # off: one-byte fetches
+
+    async def run() -> tuple[int, int, float, tuple[int, int]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False,
+                                    fetch_max_wait_ms=pacing.idle_wait_ms)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+            await consumer.seek_to_beginning()
+            fetcher: Any = consumer._fetcher
+            fetches_with_records = 0
+            inner = fetcher._proc_fetch_request
+
+            async def counted(*args: Any) -> bool:
+                nonlocal fetches_with_records
+                had = bool(await inner(*args))
+                fetches_with_records += had
+                return had
+
+            fetcher._proc_fetch_request = counted
+            pace_fetcher(fetcher, pacing)
+
+            producer = Producer({**producer_config(client_settings(kafka_bootstrap)), "linger.ms": 0})
+            loop = asyncio.get_running_loop()
+
+            def produce() -> None:
+                for i in range(RECORDS):
+                    producer.produce(topic, value=b"x" * 100, partition=i % 2)
+                    producer.poll(0)
+                    time.sleep(SPREAD_S / RECORDS)
+                assert producer.flush(30) == 0
+
+            started = time.monotonic()
+            producing = loop.run_in_executor(None, produce)
+            got = 0
+            while got < RECORDS and time.monotonic() - started < 60:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    got += len(records)
+            elapsed = time.monotonic() - started
+            await producing
+            # the stream has ended: the next fetch comes back empty and the consumer is idle again
+            deadline = time.monotonic() + 10
+            while (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) != pacing.after(False):
+                assert time.monotonic() < deadline, "the fetcher stayed in batch mode after the records stopped"
+                await asyncio.sleep(0.05)
+            return got, fetches_with_records, elapsed, (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    got, fetches, elapsed, idle = asyncio.run(run())
+    assert got == RECORDS
+    assert idle == (1, pacing.idle_wait_ms)
+    # Each fetch after the first that brought records waited WAIT_MS for its batch (the broker holds it
+    # until 1 MiB, far more than arrives); one-byte fetches would have needed one per record or two.
+    assert fetches <= elapsed * 1000 / WAIT_MS + 3, (fetches, elapsed)
+    assert fetches < RECORDS / 5, fetches
