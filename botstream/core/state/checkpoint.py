@@ -58,6 +58,7 @@ class Checkpointer:
                 changelog.produce(write.topic, write.value, write.key, headers=[(SOURCE, write.source)],
                                   partition=partition)
             self._unpersisted.add(partition)
+            await asyncio.sleep(0)  # one partition at a time: records keep flowing in between
         self._mark("prepared")
         await asyncio.to_thread(self._flush)
         self._mark("flushed")
@@ -72,6 +73,7 @@ class Checkpointer:
             store = stores.get(partition)
             if store is not None:
                 store.persist({t: positions[(t, partition)] for t in topics if (t, partition) in positions})
+                await asyncio.sleep(0)
         self._unpersisted.clear()
         self._mark("persisted")
         return True
