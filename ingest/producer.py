@@ -41,12 +41,13 @@ from botstream.schemas.topics import WEBHOOK_RECORD_BYTES
 
 log = logging.getLogger("botstream.ingest.producer")
 
-# Measured on the development machine (loopback broker): at 1,000 records/s the median produce->ack
-# time is ~1.5 ms with linger.ms=0, ~2.5 ms with 1, ~3.7 ms with 2 and ~5.8 ms with 5, while the CPU per
-# record at the producer's ceiling is the same for all four (`python -m bench.ingest.bench_ingest
-# --sweep` compares them end to end). 1 ms keeps most of the low latency and still lets the records
-# of concurrent requests share a batch (fewer broker requests).
-LINGER_MS = 1
+# `Settings.ingest_linger_ms` (5 ms by default) is how long the producer gathers the records of
+# concurrent requests into one produce request. Measured on the development machine (loopback broker):
+# at 1,000 records/s the median produce->ack time is ~1.5 ms with linger.ms=0, ~2.5 ms with 1, ~3.7 ms with
+# 2 and ~5.8 ms with 5, while the CPU per record at the producer's ceiling is the same for all four
+# (`python -m bench.ingest.bench_ingest --sweep` compares them end to end). Below the ceiling the
+# broker's work is per produce request: across the whole pipeline at 500 updates/s, 5 ms took ingest
+# from 0.43 to 0.37 ms of CPU per update for an ACK p50 of 6.6 ms instead of 2.5 (docs/benchmarks.md).
 # Compression is the client layer's lz4: it stored the bench's Update records 3.5x smaller on the
 # broker (9.9 MB -> 2.8 MB for 20,000; they carry the raw webhook JSON), i.e. 7 days of `updates`
 # retention and its replication traffic, for no measurable CPU: librdkafka compresses on its own
@@ -63,10 +64,12 @@ TOPIC_ERRORS = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_
                           KafkaError._UNKNOWN_PARTITION})
 
 
-def ingest_producer_config(settings: Settings, *, bootstrap: str | None = None, linger_ms: int = LINGER_MS,
+def ingest_producer_config(settings: Settings, *, bootstrap: str | None = None, linger_ms: int | None = None,
                            client_id: str = "botstream-ingest", **overrides: Any) -> dict[str, Any]:
     """The client layer's durable producer, with what ingest adds (see the module docstring): waits
     bounded by the ack deadline, room for the largest webhook, and quiet reconnect logs."""
+    if linger_ms is None:
+        linger_ms = settings.ingest_linger_ms
     timeout_ms = max(int(settings.ack_timeout_s * 1000), linger_ms + 100)
     return kafka.producer_config(settings, bootstrap=bootstrap, client_id=client_id, linger_ms=linger_ms, **{
         "message.timeout.ms": timeout_ms,

@@ -2,7 +2,8 @@
 with the worker's state store (RocksDB through `PartitionStore`, checkpointed every `CHECKPOINT_EVERY`
 updates: one changelog record per dirty key prepared, one WriteBatch written).
 
-One thread, one event loop, best of `repeat` runs: what a worker could do per CPU-second if Faust and
+One thread, one event loop, best of `repeat` runs, with the worker's garbage-collector settings
+(`botstream.core.gctune`, restored afterwards): what a worker could do per CPU-second if Faust and
 the Kafka client cost nothing. Its gap to the worker's updates per CPU-second is the framework's and
 the client's share; `--profile` prints where the project's own time goes (cProfile).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import io
 import pstats
 import tempfile
@@ -20,6 +22,7 @@ from typing import Any
 
 from bench.streams import workload
 from botstream.core.bots import load_bots_file
+from botstream.core.gctune import tune_gc
 from botstream.core.runtime import StateView
 from botstream.core.state.store import PartitionStore
 from botstream.schemas.codec import Codec
@@ -59,15 +62,21 @@ def run(bots_file: Path, records: list[workload.Record], repeat: int = 3,
             store.close()
         return spent
 
-    best = min(asyncio.run(once()) for _ in range(repeat))
-    out: dict[str, Any] = {"records": len(records), "updates_per_cpu_s": len(records) / best,
-                           "us_per_update": best / len(records) * 1e6}
-    if profile:
-        prof = cProfile.Profile(time.process_time)
-        prof.enable()
-        asyncio.run(once())
-        prof.disable()
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats(SORT).print_stats(45)
-        out["profile"] = text.getvalue()
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        best = min(asyncio.run(once()) for _ in range(repeat))
+        out: dict[str, Any] = {"records": len(records), "updates_per_cpu_s": len(records) / best,
+                               "us_per_update": best / len(records) * 1e6}
+        if profile:
+            prof = cProfile.Profile(time.process_time)
+            prof.enable()
+            asyncio.run(once())
+            prof.disable()
+            text = io.StringIO()
+            pstats.Stats(prof, stream=text).sort_stats(SORT).print_stats(45)
+            out["profile"] = text.getvalue()
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     return out

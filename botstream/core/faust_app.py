@@ -303,6 +303,7 @@ def run_faust_worker(service: str, settings: Settings, build: Any) -> int:
     from faust.worker import Worker
 
     from botstream.core.bots import load_service_bots
+    from botstream.core.gctune import tune_gc
     from botstream.core.logs import quiet_faust_worker, setup_logging
     from botstream.core.tracing import configure as configure_tracing
 
@@ -311,5 +312,6 @@ def run_faust_worker(service: str, settings: Settings, build: Any) -> int:
     worker_app = build(settings, load_service_bots(settings))
     worker = quiet_faust_worker(Worker(worker_app.app, loglevel=settings.log_level.lower(), override_logging=False,
                                        redirect_stdouts=False))
+    tune_gc()
     worker.execute_from_commandline()
     return 0

@@ -94,6 +94,9 @@ class Settings:
            "workers and the broker in `botstream up`; give it more on a machine of its own).")
     max_body_bytes: int = setting(1 << 20, "Largest webhook body accepted (WhatsApp: 3 MB regardless).")
     ack_timeout_s: float = setting(2.0, "How long ingest waits for the broker's ack before a 503.")
+    ingest_linger_ms: int = setting(
+        5, "How long ingest's producer gathers concurrent requests' records into one produce request "
+           "(adds up to this much to the acknowledgement; 1 answers a few ms sooner for more broker work).")
     # Ingest listener limits (botstream.ingest.listener): a slow or idle client cannot hold resources
     ingest_header_timeout_s: float = setting(
         10.0, "A request's line and headers must arrive within this many seconds of its first byte (of connecting).")
@@ -109,7 +112,7 @@ class Settings:
     web_table_views: bool = setting(
         False, "Serve Faust's /table and /router views on the workers' web port (they show table data).")
     fetch_batch_wait_ms: int = setting(
-        10, "While records flow, a worker's next fetch waits up to this long to bring a batch (an idle worker "
+        20, "While records flow, a worker's next fetch waits up to this long to bring a batch (an idle worker "
             "long-polls and gets the first record at once); 0 = one-byte fetches, each record its own fetch.")
     # Streams
     streams_web_port: int = setting(6066, "Faust web port of a streams worker.")
