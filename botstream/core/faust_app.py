@@ -57,31 +57,54 @@ class FetchPacing:
     everything that came meanwhile; once a fetch comes back empty the consumer is idle and goes back to
     the long poll that returns at the first byte, so an idle worker costs nothing and the first update
     after a pause waits for nothing. `batch_wait_ms = 0` keeps Faust's one-byte fetches.
+
+    One exception to the long poll: aiokafka leaves out of a fetch every partition whose records the
+    worker has not taken yet, and sends nothing else to that broker while a fetch is out. A long poll
+    over only the other partitions (say the quiet `deliveries` or retry topics, while a big batch of
+    updates is still being worked through) would keep the busy partitions from being fetched for up to
+    `idle_wait_ms` once the worker is done, and the next batch would be that much bigger: a standing
+    delay of about a second the worker never caught up with. While records are still held
+    (`buffered`), a fetch waits at most `batch_wait_ms`.
     """
 
     batch_wait_ms: int
     idle_wait_ms: int = 1500  # Faust's fetch_max_wait_ms
     batch_min_bytes: int = 1 << 20
 
-    def after(self, had_records: bool) -> tuple[int, int]:
-        """(fetch_min_bytes, fetch_max_wait_ms) of the next fetch."""
-        if had_records and self.batch_wait_ms > 0:
+    def limits(self, flowing: bool, buffered: bool = False) -> tuple[int, int]:
+        """(fetch_min_bytes, fetch_max_wait_ms) of the next fetch: `flowing` when the last fetch brought
+        records, `buffered` when fetched records of some partition are still waiting to be taken."""
+        if (flowing or buffered) and self.batch_wait_ms > 0:
             return self.batch_min_bytes, self.batch_wait_ms
         return 1, self.idle_wait_ms
 
+    def after(self, had_records: bool) -> tuple[int, int]:
+        """(fetch_min_bytes, fetch_max_wait_ms) of the next fetch when no records are held."""
+        return self.limits(had_records)
+
 
 def pace_fetcher(fetcher: Any, pacing: FetchPacing) -> None:
-    """Pace an aiokafka `Fetcher`: each response sets the next request's min bytes and max wait
-    (aiokafka builds every fetch request from the fetcher's `_fetch_min_bytes`/`_fetch_max_wait_ms`, and
-    `_proc_fetch_request` tells whether a response brought records)."""
+    """Pace an aiokafka `Fetcher`: every fetch request takes its min bytes and max wait from the
+    fetcher's `_fetch_min_bytes`/`_fetch_max_wait_ms` when `_get_actions_per_node` builds it; they are
+    set just before, from whether the last response brought records (`_proc_fetch_request`'s result)
+    and whether fetched records are still held (`_records`)."""
     proc = fetcher._proc_fetch_request
+    build = fetcher._get_actions_per_node
+    flowing = False
 
     async def paced(assignment: Any, node_id: Any, request: Any) -> bool:
+        nonlocal flowing
         had_records = bool(await proc(assignment, node_id, request))
-        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = pacing.after(had_records)
+        flowing = had_records
+        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = pacing.limits(flowing, bool(fetcher._records))
         return had_records
 
+    def actions(assignment: Any) -> Any:
+        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = pacing.limits(flowing, bool(fetcher._records))
+        return build(assignment)
+
     fetcher._proc_fetch_request = paced
+    fetcher._get_actions_per_node = actions
 
 
 class PacedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
