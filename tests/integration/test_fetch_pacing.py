@@ -124,7 +124,7 @@ def test_no_long_poll_holds_back_partitions_whose_records_are_still_being_taken(
             pace_fetcher(fetcher, pacing)  # wraps the recording builder: the values it sets are in `sent`
 
             producer = Producer(producer_config(client_settings(kafka_bootstrap)))
-            for i in range(burst):
+            for _ in range(burst):
                 producer.produce(busy, value=b"x" * 100, partition=0)
             assert producer.flush(30) == 0
             got = 0
