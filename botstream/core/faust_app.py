@@ -78,10 +78,6 @@ class FetchPacing:
             return self.batch_min_bytes, self.batch_wait_ms
         return 1, self.idle_wait_ms
 
-    def after(self, had_records: bool) -> tuple[int, int]:
-        """(fetch_min_bytes, fetch_max_wait_ms) of the next fetch when no records are held."""
-        return self.limits(had_records)
-
 
 def pace_fetcher(fetcher: Any, pacing: FetchPacing) -> None:
     """Pace an aiokafka `Fetcher`: every fetch request takes its min bytes and max wait from the

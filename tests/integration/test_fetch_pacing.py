@@ -30,9 +30,10 @@ def test_flowing_records_come_in_batches_and_an_idle_consumer_long_polls(
 ) -> None:
     topic = make_topic("paced", partitions=2)
     pacing = FetchPacing(batch_wait_ms=WAIT_MS)
-    assert pacing.after(True) == (pacing.batch_min_bytes, WAIT_MS)
-    assert pacing.after(False) == (1, pacing.idle_wait_ms)
-    assert FetchPacing(batch_wait_ms=0).after(True) == (1, pacing.idle_wait_ms)  # off: one-byte fetches
+    assert pacing.limits(flowing=True) == (pacing.batch_min_bytes, WAIT_MS)
+    assert pacing.limits(flowing=False) == (1, pacing.idle_wait_ms)
+    assert pacing.limits(flowing=False, buffered=True) == (pacing.batch_min_bytes, WAIT_MS)  # no long poll
+    assert FetchPacing(batch_wait_ms=0).limits(flowing=True) == (1, pacing.idle_wait_ms)  # off: one-byte fetches
 
     async def run() -> tuple[int, int, float, tuple[int, int]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False,
@@ -74,7 +75,7 @@ def test_flowing_records_come_in_batches_and_an_idle_consumer_long_polls(
             await producing
             # the stream has ended: the next fetch comes back empty and the consumer is idle again
             deadline = time.monotonic() + 10
-            while (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) != pacing.after(False):
+            while (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) != pacing.limits(flowing=False):
                 assert time.monotonic() < deadline, "the fetcher stayed in batch mode after the records stopped"
                 await asyncio.sleep(0.05)
             return got, fetches_with_records, elapsed, (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms)
