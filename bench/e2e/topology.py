@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from botstream.core.processes import die_with_parent, pid_alive
+from botstream.core.processes import die_with_parent, pid_alive, stop_process
 from botstream.ops.embedded_kafka import EmbeddedKafka, free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -137,13 +137,7 @@ class Service:
         self.cpu_seconds()
         if self.proc is None:
             return
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process(self.proc, grace)
         self._retire()
 
 

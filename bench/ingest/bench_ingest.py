@@ -48,6 +48,7 @@ import httpx
 
 from bench.ingest import loadgen
 from bench.ingest.servers import LOADER_CPU, pin
+from botstream.core.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -105,12 +106,7 @@ class Bench:
             _wait_listening(port, proc, probe)
             yield Server(kind, port, proc)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, grace=15)
             log.close()
 
     def load(self, server: Server, seconds: float) -> loadgen.Result:

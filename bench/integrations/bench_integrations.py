@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 
 from botstream.core.bots import BreakerSettings, IntegrationConfig
+from botstream.core.processes import stop_process
 from botstream.ops.embedded_kafka import free_port
 from botstream.streams.integrations import Integration, IntegrationError
 
@@ -65,12 +66,7 @@ def upstream_server() -> Iterator[str]:
             time.sleep(0.05)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         os.unlink(cfg.name)
 
 

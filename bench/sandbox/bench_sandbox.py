@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botstream.core.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_CPU, LOADER_CPU = 0, 1
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -166,12 +168,7 @@ def server_process(kind: str) -> Iterator[Server]:
                 time.sleep(0.05)
         yield Server(port, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _lua(target: Target) -> str:

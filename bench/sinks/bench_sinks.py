@@ -37,7 +37,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,7 +54,7 @@ from confluent_kafka import Consumer, Producer
 from bench.sinks import bench_transports
 from botstream.core.bots import parse_bots
 from botstream.core.kafka import consumer_config, producer_config
-from botstream.core.processes import die_with_parent
+from botstream.core.processes import die_with_parent, stop_process
 from botstream.core.settings import Settings
 from botstream.ops.admin import apply_catalog
 from botstream.ops.embedded_kafka import free_port
@@ -129,13 +128,7 @@ def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc, grace=20)
 
 
 SANDBOX_TOKEN = secrets.token_urlsafe(16)  # the control API's token of the sandbox this bench starts

@@ -45,6 +45,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from botstream.core.processes import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("bare-httpx", "bare-aiohttp", "httpx", "httpx-tuned", "httpx-sharded", "aiohttp")
 LOOPS = ("asyncio", "uvloop")  # the sinks worker runs Faust's default loop: asyncio's
@@ -193,12 +195,7 @@ def sandbox(log: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 def _healthy(url: str) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 
-__all__ = ["die_with_parent", "pid_alive"]
+__all__ = ["die_with_parent", "pid_alive", "stop_process"]
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -36,3 +37,16 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> int:
+    """Stop a child this process started: SIGTERM, then SIGKILL if it has not exited within `grace`
+    seconds; returns its exit code (the child is reaped either way)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode

@@ -8,23 +8,45 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 
+from botstream.core.processes import stop_process
 from botstream.core.settings import Settings
+from botstream.ops.embedded_kafka import free_port
 from botstream.sandbox import SandboxConfig, build_app, main, run_sandbox_in_thread
 from botstream.sandbox.auth import client_token
+from tests.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextmanager
+def sandbox_process(args: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m botstream.sandbox ARGS` with its stderr piped, once it answers; stopped on exit."""
+    port = args[args.index("--port") + 1]
+    proc = subprocess.Popen([sys.executable, "-m", "botstream.sandbox", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, "the sandbox exited during start-up"
+        try:
+            httpx.get(f"{base}/_sandbox/healthz")
+            return True
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(up, timeout=15, interval=0.05, what="the sandbox to answer")
+        yield proc, base
+    finally:
+        stop_process(proc)
 
 
 def test_run_sandbox_in_thread() -> None:
@@ -42,23 +64,8 @@ def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
     config.write_text('[faults]\nforbidden_chats = ["42"]\n')
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "BOTSTREAM_SANDBOX_TOKEN"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "botstream.sandbox", "--port", str(port), "--config", str(config), "--no-limits"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**env, "BOTSTREAM_DATA_DIR": str(tmp_path / "data")},
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{base}/_sandbox/healthz")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not come up"
-                time.sleep(0.05)
+    with sandbox_process(["--port", str(port), "--config", str(config), "--no-limits"],
+                         {**env, "BOTSTREAM_DATA_DIR": str(tmp_path / "data")}) as (proc, base):
         assert httpx.get(f"{base}/_sandbox/config").status_code == 401
         token_path = tmp_path / "data" / "sandbox" / f"control-{port}.token"
         token = token_path.read_text().strip()
@@ -68,36 +75,17 @@ def test_python_dash_m_sandbox_with_config_file(tmp_path: Path) -> None:
         settings = Settings.from_env({"BOTSTREAM_DATA_DIR": str(tmp_path / "data")})
         assert client_token(base, settings) == token  # what SandboxClient finds on this machine
         assert httpx.post(f"{base}/bot1:x/sendMessage", json={"chat_id": 42, "text": "x"}).status_code == 403
-    finally:
-        proc.terminate()
-        proc.wait(10)
     assert proc.stderr is not None and f"sandbox control token: {token}" in proc.stderr.read().decode()
 
 
 def test_a_given_token_is_used_and_never_printed(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "botstream.sandbox", "--port", str(port)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "BOTSTREAM_DATA_DIR": str(tmp_path / "data"), "SANDBOX_TEST_TOKEN": "chosen-token-123",
-             "BOTSTREAM_SANDBOX_TOKEN": "env:SANDBOX_TEST_TOKEN"},
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{base}/_sandbox/healthz")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "sandbox did not come up"
-                time.sleep(0.05)
+    env = {**os.environ, "BOTSTREAM_DATA_DIR": str(tmp_path / "data"), "SANDBOX_TEST_TOKEN": "chosen-token-123",
+           "BOTSTREAM_SANDBOX_TOKEN": "env:SANDBOX_TEST_TOKEN"}
+    with sandbox_process(["--port", str(port)], env) as (proc, base):
         assert httpx.get(f"{base}/_sandbox/config", headers={"X-Sandbox-Token": "chosen-token-123"}).status_code == 200
         assert httpx.get(f"{base}/_sandbox/config").status_code == 401
         assert not (tmp_path / "data" / "sandbox").exists()
-    finally:
-        proc.terminate()
-        proc.wait(10)
     assert proc.stderr is not None and "chosen-token-123" not in proc.stderr.read().decode()
 
 
